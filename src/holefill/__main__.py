@@ -1,0 +1,3 @@
+from holefill.cli import main
+
+raise SystemExit(main())

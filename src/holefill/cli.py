@@ -1,0 +1,186 @@
+"""Command line: argument parsing only; the work is done by the API.
+
+Heavy modules (torch, OpenCV) are imported inside commands so ``holefill --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+from holefill.errors import HolefillError, InputError
+
+EXIT_USAGE = 2
+
+_CONVENIENCE_OPTIONS = {  # flag dest -> method option name
+    "strategy": "strategy", "max_side": "max_side", "margin": "margin", "seed": "seed",
+    "weights": "weights", "device": "device", "radius": "radius", "patch_size": "patch_size",
+    "vgg_weights": "vgg_weights", "content": "content",
+}
+
+
+def _parse_value(text: str):
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def method_options_from_args(args: argparse.Namespace) -> dict:
+    """Method options from the convenience flags and repeated ``-p KEY=VALUE``."""
+    options = {option: getattr(args, dest) for dest, option in _CONVENIENCE_OPTIONS.items()
+               if getattr(args, dest, None) is not None}
+    for item in getattr(args, "param", None) or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"option {item!r} must look like KEY=VALUE")
+        options[key.strip().replace("-", "_")] = _parse_value(value)
+    return options
+
+
+def add_method_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags shared by every command that runs a method (fill, batch, bench, serve)."""
+    group = parser.add_argument_group("method")
+    group.add_argument("--method", "-m", help="inpainting method (see `holefill methods`); "
+                       "default pconv when its weights are installed, else telea")
+    group.add_argument("--strategy", choices=("original", "crop", "resize"),
+                       help="high-resolution strategy (default: the method's own)")
+    group.add_argument("--max-side", type=int, help="longest side the method works at")
+    group.add_argument("--margin", type=int, help="context in pixels around each hole (crop)")
+    group.add_argument("--seed", type=int, help="random seed of stochastic methods")
+    group.add_argument("--weights", help="model weights file (pconv, neural_patch)")
+    group.add_argument("--device", help="cpu, cuda or auto (deep methods)")
+    group.add_argument("--vgg-weights", help="local VGG weights file (else $HOLEFILL_VGG_WEIGHTS)")
+    group.add_argument("--radius", type=float, help="neighbourhood radius (telea, navier_stokes)")
+    group.add_argument("--patch-size", type=int, help="patch size (patchmatch, criminisi)")
+    group.add_argument("--content", help="content network of neural_patch (default or pconv)")
+    group.add_argument("-p", "--param", action="append", metavar="KEY=VALUE",
+                       help="any other method option (repeatable)")
+
+
+def add_mask_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("mask")
+    group.add_argument("--invert-mask", action="store_true", help="black is hole instead of white")
+    group.add_argument("--mask-threshold", type=int, default=127, help="binarise masks at (127)")
+    group.add_argument("--resize-mask", action="store_true",
+                       help="resize a mask of another size to the image (nearest)")
+    group.add_argument("--mask-from-alpha", action="store_true",
+                       help="use the image's transparent pixels as the hole (no --mask needed)")
+    group.add_argument("--max-pixels", type=int, default=None,
+                       help="refuse larger images (default 100 megapixels)")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    from holefill import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="holefill", description="Fill holes in photographs.",
+        epilog="Masks: white (nonzero) = hole. Run `holefill COMMAND --help` for details.")
+    parser.add_argument("--version", action="version", version=f"holefill {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    fill = commands.add_parser("fill", help="fill one image, many images or a folder",
+                               description="Fill the holes of images; white in the mask = hole.")
+    fill.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
+    fill.add_argument("--mask", help="mask file (one for all) or a folder of masks matched by name")
+    fill.add_argument("-o", "--out", required=True,
+                      help="output file (one image) or folder (many images)")
+    add_method_arguments(fill)
+    add_mask_arguments(fill)
+    output = fill.add_argument_group("output")
+    output.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (95)")
+    output.add_argument("--concat", action="store_true", help="write input | mask | result")
+    output.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    output.add_argument("--format", default="png", help="output format for folders (png)")
+
+    commands.add_parser("methods", help="list the registered methods and their options")
+
+    for name, help_text in (("train", "train a model (pconv, content); see `holefill train --help`"),
+                            ("bench", "evaluate methods in the PConv protocol"),
+                            ("serve", "local web page to paint a mask and fill it"),
+                            ("batch", "fill a whole collection, resumably (local or Ray)")):
+        sub = commands.add_parser(name, help=help_text, add_help=False)
+        sub.add_argument("rest", nargs=argparse.REMAINDER)
+    return parser
+
+
+_FORWARDED = {
+    "train": "holefill.train.cli",
+    "bench": "holefill.bench.cli",
+    "serve": "holefill.serve.cli",
+    "batch": "holefill.batch.cli",
+}
+
+
+def _print_methods() -> int:
+    from holefill.registry import describe_methods, method_options
+
+    for entry in describe_methods():
+        print(f"{entry.name:14s} {entry.summary}")
+        try:
+            options = method_options(entry.name)
+        except Exception as exc:  # noqa: BLE001 - a broken optional method must not hide others
+            print(f"{'':14s}   (unavailable: {exc})")
+            continue
+        shown = ", ".join(f"{k}={v['default']!r}" for k, v in options.items())
+        print(f"{'':14s}   options: {shown}")
+    return 0
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"holefill: warning: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in _FORWARDED:
+        return _run_forwarded(argv[0], argv[1:])
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    warnings.showwarning = _warning_line
+    try:
+        if args.command == "fill":
+            from holefill.files import run_fill
+
+            return run_fill(args, method_options_from_args(args))
+        if args.command == "methods":
+            return _print_methods()
+        parser.print_help()
+        return 0
+    except HolefillError as exc:
+        print(f"holefill: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"holefill: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("holefill: interrupted", file=sys.stderr)
+        return 130
+
+
+def _run_forwarded(command: str, argv: list[str]) -> int:
+    import importlib
+
+    warnings.showwarning = _warning_line
+    try:
+        module = importlib.import_module(_FORWARDED[command])
+    except ModuleNotFoundError as exc:
+        print(f"holefill: error: `holefill {command}` is not available ({exc})", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(module.main(argv) or 0)
+    except HolefillError as exc:
+        print(f"holefill: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("holefill: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+__all__ = ["main", "add_method_arguments", "add_mask_arguments", "method_options_from_args"]

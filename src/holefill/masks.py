@@ -1,0 +1,695 @@
+"""Hole masks: generators, hole ratio, the PConv bins, the border test and a mask-folder reader.
+
+A mask is a numpy bool array ``(H, W)``, **True = hole**. The bins and the border rule are those of
+the NVIDIA irregular mask test set (Liu et al. 2018): six hole-ratio bins ``(lo, hi]`` from 0.01 to
+0.6, and holes either kept at least 50 px from the border or not.
+
+References
+----------
+.. [1] G. Liu, F. A. Reda, K. J. Shih, T.-C. Wang, A. Tao and B. Catanzaro, "Image Inpainting for
+   Irregular Holes Using Partial Convolutions", ECCV 2018.
+.. [2] J. Yu, Z. Lin, J. Yang, X. Shen, X. Lu and T. S. Huang, "Free-Form Image Inpainting with
+   Gated Convolution", ICCV 2019.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from holefill.errors import InputError
+from holefill.io import read_mask, resize_mask
+
+#: The hole-ratio bins of the PConv paper [1]_, each the interval ``(lo, hi]``.
+PCONV_BINS: tuple[tuple[float, float], ...] = (
+    (0.01, 0.1),
+    (0.1, 0.2),
+    (0.2, 0.3),
+    (0.3, 0.4),
+    (0.4, 0.5),
+    (0.5, 0.6),
+)
+#: The bins as spelt in ``masks.csv``: ``"0.01-0.1"``, ..., ``"0.5-0.6"``.
+BIN_LABELS: tuple[str, ...] = tuple(f"{lo:g}-{hi:g}" for lo, hi in PCONV_BINS)
+#: Holes at least this many pixels from the border count as "away from the border" in [1]_.
+BORDER_DISTANCE = 50
+
+RandomSource = np.random.Generator | int | None
+
+# Stroke shape at a 256-px image, after the brush strokes of Yu et al. [2]_; scaled with the size.
+_REFERENCE_SIZE = 256
+_BRUSH_WIDTH = (12, 40)
+_MEAN_ANGLE = 2 * math.pi / 5
+_ANGLE_RANGE = 2 * math.pi / 15
+_MIN_SCALE = 1 / 32  # below this a "shape" is a single pixel, so filling always makes progress
+_MASK_CSV = "masks.csv"
+_CSV_COLUMNS = ("file", "hole_ratio", "bin", "border")
+
+
+# ---------------------------------------------------------------------------------------------
+# Measures
+# ---------------------------------------------------------------------------------------------
+
+
+def bin_of(ratio: float) -> str | None:
+    """The PConv bin label of a hole ratio, or None outside 0.01 < ratio <= 0.6.
+
+    Bins are the intervals ``(lo, hi]``: 0.1 belongs to ``"0.01-0.1"``, 0.01 to no bin.
+
+    Examples
+    --------
+    >>> bin_of(0.1), bin_of(0.1000001), bin_of(0.01)
+    ('0.01-0.1', '0.1-0.2', None)
+    """
+    for (lo, hi), label in zip(PCONV_BINS, BIN_LABELS, strict=True):
+        if lo < ratio <= hi:
+            return label
+    return None
+
+
+def hole_ratio(hole_mask: np.ndarray) -> float:
+    """The fraction of hole pixels of a mask (True = hole)."""
+    hole_mask = _check_hole_mask(hole_mask)
+    return float(np.count_nonzero(hole_mask)) / hole_mask.size
+
+
+def touches_border(hole_mask: np.ndarray, distance: int = BORDER_DISTANCE) -> bool:
+    """True when any hole pixel lies within ``distance`` px of the image border.
+
+    A pixel at row ``r`` (0-based) is ``r`` px from the top edge, so the test is whether the frame of
+    the outermost ``distance`` rows and columns holds a hole pixel. ``distance=50`` is the split of the
+    PConv test masks [1]_ ("holes at least 50 px from the border"); it is applied as is at every image
+    size (nothing is scaled). ``distance=1`` tests whether holes touch the very border; ``distance=0``
+    is always False.
+
+    On the 1,200 shared NVIDIA test masks (512 px) this rule with the default distance reproduces the
+    ``border`` column of ``masks.csv`` for every mask: masks marked 0 have their nearest hole pixel
+    50 to 114 px from the border, masks marked 1 at 0 to 38 px.
+    """
+    hole_mask = _check_hole_mask(hole_mask)
+    if distance < 0:
+        raise InputError(f"the border distance must be 0 or more pixels, got {distance}")
+    if distance == 0:
+        return False
+    d = distance
+    return bool(
+        hole_mask[:d].any()
+        or hole_mask[-d:].any()
+        or hole_mask[:, :d].any()
+        or hole_mask[:, -d:].any()
+    )
+
+
+def _check_hole_mask(hole_mask: np.ndarray) -> np.ndarray:
+    hole_mask = np.asarray(hole_mask)
+    if hole_mask.ndim != 2 or hole_mask.size == 0:
+        raise InputError(f"a hole mask must be a non-empty 2-D array, got shape {hole_mask.shape}")
+    if hole_mask.dtype == bool:
+        return hole_mask
+    if np.isin(hole_mask, (0, 1)).all():
+        return hole_mask.astype(bool)
+    raise InputError(
+        "a hole mask must be bool (True = hole) or hold only 0 and 1; binarise 8-bit masks first "
+        "(for example mask > 127)"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Generators
+# ---------------------------------------------------------------------------------------------
+
+
+def free_form_mask(
+    height: int,
+    width: int,
+    *,
+    rng: RandomSource = None,
+    max_strokes: int = 4,
+    max_vertices: int = 12,
+    brush_width: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """A mask of 1 to ``max_strokes`` random-walk brush strokes.
+
+    Each stroke is a zig-zag random walk of 4 to ``max_vertices`` vertices drawn with ``cv2.line`` of
+    one random width and round joints (``cv2.circle``), as the free-form masks of Yu et al. [2]_; such
+    strokes stand in for the PConv training masks [1]_ (which came from video occlusions).
+
+    Parameters
+    ----------
+    height, width : int
+        Mask size in pixels.
+    rng : numpy.random.Generator, int or None
+        Random source or seed; the same seed gives the same mask.
+    max_strokes : int
+        Most strokes drawn.
+    max_vertices : int
+        Most vertices per stroke (at least 4 are used when this allows).
+    brush_width : (int, int) or None
+        Range of stroke widths in pixels; default ``(12, 40)`` at 256 px, scaled with
+        ``min(height, width)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Bool ``(height, width)``, True = hole.
+
+    Examples
+    --------
+    >>> free_form_mask(256, 256, rng=0).shape
+    (256, 256)
+    """
+    _check_size(height, width)
+    if max_strokes < 1 or max_vertices < 1:
+        raise InputError("max_strokes and max_vertices must be at least 1")
+    rng = np.random.default_rng(rng)
+    brush = _Brush.for_image(height, width, max_vertices, brush_width)
+    canvas = np.zeros((height, width), np.uint8)
+    for _ in range(int(rng.integers(1, max_strokes + 1))):
+        start = (int(rng.integers(height)), int(rng.integers(width)))
+        brush.stroke(start, canvas.shape, rng).draw(canvas)
+    return canvas.astype(bool)
+
+
+def rectangle_mask(
+    height: int,
+    width: int,
+    *,
+    rng: RandomSource = None,
+    count: int = 1,
+    size_range: tuple[float, float] = (0.1, 0.5),
+) -> np.ndarray:
+    """A mask of ``count`` axis-aligned rectangular holes at random places.
+
+    Parameters
+    ----------
+    height, width : int
+        Mask size in pixels.
+    rng : numpy.random.Generator, int or None
+        Random source or seed.
+    count : int
+        Number of rectangles (they may overlap).
+    size_range : (float, float)
+        Each rectangle side is drawn uniformly in this fraction range of the image side.
+
+    Returns
+    -------
+    numpy.ndarray
+        Bool ``(height, width)``, True = hole.
+    """
+    _check_size(height, width)
+    lo, hi = size_range
+    if count < 0 or not 0 < lo <= hi <= 1:
+        raise InputError("count must be 0 or more and size_range must satisfy 0 < lo <= hi <= 1")
+    rng = np.random.default_rng(rng)
+    canvas = np.zeros((height, width), np.uint8)
+    for _ in range(count):
+        rect_h = max(1, round(height * rng.uniform(lo, hi)))
+        rect_w = max(1, round(width * rng.uniform(lo, hi)))
+        top = int(rng.integers(0, height - rect_h + 1))
+        left = int(rng.integers(0, width - rect_w + 1))
+        canvas[top : top + rect_h, left : left + rect_w] = 1
+    return canvas.astype(bool)
+
+
+def mask_in_bin(
+    height: int,
+    width: int,
+    bin: str | tuple[float, float],  # noqa: A002 - the name others code against
+    *,
+    rng: RandomSource = None,
+    border: bool | None = None,
+    max_tries: int = 10,
+    border_distance: int = BORDER_DISTANCE,
+) -> np.ndarray:
+    """A free-form mask whose hole ratio falls in a bin ``(lo, hi]``.
+
+    Random-walk strokes (see :func:`free_form_mask`) are added, each starting on a known pixel, until
+    the hole ratio reaches a target drawn in the lower 80 % of the bin; a stroke that would overshoot
+    the bin is undone and redrawn at half the size (down to single pixels), so the result always lands
+    in the bin.
+
+    Parameters
+    ----------
+    height, width : int
+        Mask size in pixels.
+    bin : str or (float, float)
+        A label of :data:`BIN_LABELS` (``"0.1-0.2"``) or any interval ``(lo, hi)`` with
+        ``0 <= lo < hi <= 1``.
+    rng : numpy.random.Generator, int or None
+        Random source or seed; the same seed gives the same mask.
+    border : bool or None
+        False: no hole within ``border_distance`` px of the border (the PConv "away from the border"
+        masks [1]_; the image must be large enough for the bin, e.g. up to bin 0.3-0.4 at 256 px and
+        all bins at 512 px). True: some hole within that distance. None: no constraint.
+    max_tries : int
+        Masks built before giving up (one almost always suffices).
+    border_distance : int
+        The border distance in pixels, 50 as in [1]_.
+
+    Returns
+    -------
+    numpy.ndarray
+        Bool ``(height, width)``, True = hole.
+
+    Examples
+    --------
+    >>> hole_mask = mask_in_bin(256, 256, "0.3-0.4", rng=1)
+    >>> bin_of(hole_mask.mean())
+    '0.3-0.4'
+    """
+    _check_size(height, width)
+    lo, hi = _parse_bin(bin)
+    rng = np.random.default_rng(rng)
+    n_pixels = height * width
+    region = _fill_region(height, width, border, border_distance, lo)
+    count_min, count_max = _count_range(lo, hi, n_pixels, region.capacity)
+    brush = _Brush.for_image(height, width)
+    for _ in range(max(1, max_tries)):
+        target = int(rng.integers(count_min, count_min + int(0.8 * (count_max - count_min)) + 1))
+        canvas = _fill(region, brush, target, count_max, rng)
+        if canvas is not None:
+            return region.paste(canvas)
+    raise InputError(
+        f"could not build a {height}x{width} mask in bin ({lo}, {hi}] in {max_tries} tries"
+    )
+
+
+def random_training_mask(height: int, width: int, rng: RandomSource) -> np.ndarray:
+    """The PConv trainer's default mask: hole ratio uniform over 0.01-0.6 (all PConv bins).
+
+    A target ratio ``r`` is drawn uniformly in (0.01, 0.6]; the mask is filled with random-walk
+    strokes to a ratio in ``[r, r + 0.02]`` (within 0.6). One mask in four mixes in rectangles
+    (half of its shapes), so models also see hard straight edges.
+    """
+    _check_size(height, width)
+    rng = np.random.default_rng(rng)
+    n_pixels = height * width
+    ratio = rng.uniform(0.01, 0.6)
+    region = _fill_region(height, width, None, BORDER_DISTANCE, ratio)
+    count_min, count_max = _count_range(ratio, min(ratio + 0.02, 0.6), n_pixels, n_pixels)
+    box_share = 0.5 if rng.random() < 0.25 else 0.0
+    brush = _Brush.for_image(height, width)
+    canvas = _fill(region, brush, count_min, count_max, rng, box_share=box_share)
+    assert canvas is not None  # unconstrained filling always reaches the target
+    return canvas.astype(bool)
+
+
+# ---------------------------------------------------------------------------------------------
+# Generator internals
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_size(height: int, width: int) -> None:
+    if int(height) != height or int(width) != width or height < 1 or width < 1:
+        raise InputError(f"mask size must be positive whole pixels, got {height}x{width}")
+
+
+def _parse_bin(bin_: str | tuple[float, float]) -> tuple[float, float]:
+    if isinstance(bin_, str):
+        if bin_ not in BIN_LABELS:
+            raise InputError(f"unknown bin {bin_!r}; use one of {', '.join(BIN_LABELS)}")
+        return PCONV_BINS[BIN_LABELS.index(bin_)]
+    try:
+        lo, hi = (float(v) for v in bin_)
+    except (TypeError, ValueError):
+        raise InputError(f"a bin is a label or a (lo, hi) pair, got {bin_!r}") from None
+    if not 0 <= lo < hi <= 1:
+        raise InputError(f"a bin (lo, hi] needs 0 <= lo < hi <= 1, got ({lo}, {hi})")
+    return lo, hi
+
+
+def _count_range(lo: float, hi: float, n_pixels: int, capacity: int) -> tuple[int, int]:
+    """Hole-pixel counts c with lo < c / n <= hi (exactly as the ratio is computed) and c <= capacity."""
+    count_min = math.floor(lo * n_pixels)
+    while count_min / n_pixels <= lo:
+        count_min += 1
+    while count_min > 0 and (count_min - 1) / n_pixels > lo:
+        count_min -= 1
+    count_max = math.floor(hi * n_pixels) + 1
+    while count_max / n_pixels > hi:
+        count_max -= 1
+    count_max = min(count_max, capacity)
+    if count_min > count_max:
+        raise InputError(
+            f"no mask of {n_pixels:,} pixels has a hole ratio in ({lo}, {hi}] with holes in the "
+            f"allowed region of {capacity:,} pixels; use a larger image or another bin"
+        )
+    return count_min, count_max
+
+
+@dataclass(frozen=True)
+class _Region:
+    """Where holes may go: the full image, or its interior away from the border."""
+
+    height: int
+    width: int
+    margin: int  # 0, or the border distance when holes must stay inside
+    frame: int  # > 0 when some hole must lie within this many px of the border
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.height - 2 * self.margin, self.width - 2 * self.margin
+
+    @property
+    def capacity(self) -> int:
+        return self.shape[0] * self.shape[1]
+
+    def paste(self, canvas: np.ndarray) -> np.ndarray:
+        if not self.margin:
+            return canvas.astype(bool)
+        hole_mask = np.zeros((self.height, self.width), bool)
+        m = self.margin
+        hole_mask[m : self.height - m, m : self.width - m] = canvas.astype(bool)
+        return hole_mask
+
+
+def _fill_region(height: int, width: int, border: bool | None, distance: int, lo: float) -> _Region:
+    if distance < 0:
+        raise InputError(f"the border distance must be 0 or more pixels, got {distance}")
+    if border is None or (border and distance == 0):
+        return _Region(height, width, 0, 0)
+    if border:
+        return _Region(height, width, 0, distance)
+    if height <= 2 * distance or width <= 2 * distance:
+        raise InputError(
+            f"a {height}x{width} mask has no pixel {distance} px away from its border; holes away "
+            f"from the border need both sides over {2 * distance} px"
+        )
+    region = _Region(height, width, distance, 0)
+    if lo >= region.capacity / (height * width):
+        raise InputError(
+            f"holes kept {distance} px from the border of a {height}x{width} mask cover at most "
+            f"{region.capacity / (height * width):.3f} of it, not more than {lo}; use a larger "
+            "image or border=None"
+        )
+    return region
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """A shape ready to draw: a polyline stroke with round joints, or a filled box (width 0)."""
+
+    points: list[tuple[int, int]]  # (x, y); a box is its top-left and bottom-right corners
+    thickness: int
+
+    def bbox(self, shape: tuple[int, int]) -> tuple[slice, slice]:
+        pad = self.thickness // 2 + 1
+        xs = [x for x, _ in self.points]
+        ys = [y for _, y in self.points]
+        return (
+            slice(max(0, min(ys) - pad), min(shape[0], max(ys) + pad + 1)),
+            slice(max(0, min(xs) - pad), min(shape[1], max(xs) + pad + 1)),
+        )
+
+    def draw(self, canvas: np.ndarray) -> None:
+        if self.thickness == 0:
+            cv2.rectangle(canvas, self.points[0], self.points[1], 1, -1)
+            return
+        radius = self.thickness // 2
+        previous = self.points[0]
+        cv2.circle(canvas, previous, radius, 1, -1)
+        for point in self.points[1:]:
+            cv2.line(canvas, previous, point, 1, self.thickness)
+            cv2.circle(canvas, point, radius, 1, -1)
+            previous = point
+
+
+@dataclass(frozen=True)
+class _Brush:
+    """Random-walk brush strokes after Yu et al. [2]_, sized for one image."""
+
+    width_range: tuple[int, int]
+    step: float  # mean segment length
+    max_vertices: int
+
+    @classmethod
+    def for_image(
+        cls,
+        height: int,
+        width: int,
+        max_vertices: int = 12,
+        brush_width: tuple[int, int] | None = None,
+    ) -> _Brush:
+        unit = min(height, width) / _REFERENCE_SIZE
+        if brush_width is None:
+            brush_width = (
+                max(1, round(_BRUSH_WIDTH[0] * unit)),
+                max(1, round(_BRUSH_WIDTH[1] * unit)),
+            )
+        if not 1 <= brush_width[0] <= brush_width[1]:
+            raise InputError(f"brush_width must be (lo, hi) with 1 <= lo <= hi, got {brush_width}")
+        return cls(
+            (int(brush_width[0]), int(brush_width[1])), math.hypot(height, width) / 8, max_vertices
+        )
+
+    def stroke(
+        self,
+        start: tuple[int, int],
+        shape: tuple[int, int],
+        rng: np.random.Generator,
+        scale: float = 1.0,
+    ) -> _Shape:
+        """A zig-zag random walk from ``start`` (row, col) inside an image of ``shape``."""
+        height, width = shape
+        few = min(4, self.max_vertices)
+        draw = rng.random(5).tolist()
+        n_vertices = few + int(draw[0] * (self.max_vertices - few + 1))
+        low, high = self.width_range
+        thickness = max(1, round((low + int(draw[1] * (high - low + 1))) * scale))
+        heading = draw[2] * 2 * math.pi
+        angle_lo = _MEAN_ANGLE - draw[3] * _ANGLE_RANGE
+        angle_hi = _MEAN_ANGLE + draw[4] * _ANGLE_RANGE
+        turns = rng.uniform(angle_lo, angle_hi, n_vertices).tolist()
+        lengths = rng.normal(self.step, self.step / 2, n_vertices).tolist()
+        row, col = float(start[0]), float(start[1])
+        points = [(start[1], start[0])]
+        for index, (turn, length) in enumerate(zip(turns, lengths, strict=True)):
+            angle = heading + (turn if index % 2 else -turn)  # zig-zag around the heading
+            length = min(max(length, 0.0), 2 * self.step) * scale
+            row = min(max(row + length * math.sin(angle), 0.0), height - 1.0)
+            col = min(max(col + length * math.cos(angle), 0.0), width - 1.0)
+            points.append((round(col), round(row)))
+        return _Shape(points, thickness)
+
+
+def _box(
+    start: tuple[int, int], shape: tuple[int, int], rng: np.random.Generator, scale: float
+) -> _Shape:
+    """A filled rectangle centred on ``start``, sides 10-40 % of the image's (times ``scale``)."""
+    height, width = shape
+    draw = rng.random(2).tolist()
+    half_h = max(0, round(height * (0.1 + 0.3 * draw[0]) * scale / 2))
+    half_w = max(0, round(width * (0.1 + 0.3 * draw[1]) * scale / 2))
+    row, col = start
+    top_left = (max(0, col - half_w), max(0, row - half_h))
+    bottom_right = (min(width - 1, col + half_w), min(height - 1, row + half_h))
+    return _Shape([top_left, bottom_right], 0)
+
+
+def _fill(
+    region: _Region,
+    brush: _Brush,
+    target: int,
+    count_max: int,
+    rng: np.random.Generator,
+    *,
+    box_share: float = 0.0,
+    max_shapes: int = 4000,
+) -> np.ndarray | None:
+    """Add shapes until ``target <= holes <= count_max``; None if the shape budget runs out.
+
+    Every shape starts on a known pixel, so each adds at least one hole pixel; an overshooting shape
+    is undone (within its bounding box) and the scale halved, regrown by 1.25x after each success.
+    With ``region.frame`` the shapes start in the border frame until one is kept.
+    """
+    canvas = np.zeros(region.shape, np.uint8)
+    count, scale, touching = 0, 1.0, region.frame == 0
+    for _ in range(max_shapes):
+        if count >= target and touching:
+            return canvas
+        start = _known_pixel(canvas, rng, 0 if touching else region.frame)
+        if start is None:
+            return None
+        if scale < _MIN_SCALE:  # single pixels: the last few holes of a nearly full bin
+            canvas[start] = 1
+            count, touching = count + 1, True
+            continue
+        if box_share and rng.random() < box_share:
+            shape = _box(start, canvas.shape, rng, scale)
+        else:
+            shape = brush.stroke(start, canvas.shape, rng, scale)
+        window = shape.bbox(canvas.shape)
+        before = canvas[window].copy()
+        shape.draw(canvas)
+        added = cv2.countNonZero(canvas[window]) - cv2.countNonZero(before)
+        if count + added > count_max:
+            canvas[window] = before
+            scale /= 2
+            continue
+        count, scale, touching = count + added, min(1.0, scale * 1.25), True
+    return None
+
+
+def _known_pixel(
+    canvas: np.ndarray, rng: np.random.Generator, frame: int = 0
+) -> tuple[int, int] | None:
+    """A random known (0) pixel of ``canvas``, within ``frame`` px of its border when ``frame``."""
+    height, width = canvas.shape
+    for _ in range(16):
+        if frame:
+            row, col = _frame_pixel(height, width, frame, rng)
+        else:
+            draw = rng.random(2).tolist()
+            row, col = int(draw[0] * height), int(draw[1] * width)
+        if not canvas[row, col]:
+            return row, col
+    allowed = canvas == 0
+    if frame and height > 2 * frame and width > 2 * frame:
+        allowed[frame:-frame, frame:-frame] = False
+    rows, cols = np.nonzero(allowed)
+    if rows.size == 0:
+        return None
+    pick = int(rng.integers(rows.size))
+    return int(rows[pick]), int(cols[pick])
+
+
+def _frame_pixel(height: int, width: int, frame: int, rng: np.random.Generator) -> tuple[int, int]:
+    """A random pixel within ``frame`` px of the border (a random side, depth and position)."""
+    draw = rng.random(4).tolist()
+    row, col = int(draw[0] * height), int(draw[1] * width)
+    depth = int(draw[2] * min(frame, height, width))
+    side = int(draw[3] * 4)
+    if side == 0:
+        row = depth
+    elif side == 1:
+        row = height - 1 - depth
+    elif side == 2:
+        col = depth
+    else:
+        col = width - 1 - depth
+    return row, col
+
+
+# ---------------------------------------------------------------------------------------------
+# Mask folders
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MaskRecord:
+    """One mask file of a :class:`MaskFolder`, with its hole ratio, PConv bin and border flag."""
+
+    path: Path
+    hole_ratio: float
+    bin: str | None
+    border: bool
+
+
+class MaskFolder:
+    """A folder of mask PNGs (white = hole, binarised at 127), such as the NVIDIA test masks [1]_.
+
+    With a ``masks.csv`` (columns ``file,hole_ratio,bin,border``) the records are its rows, in its
+    order; without one they are computed from the PNGs (sorted by name), with
+    :func:`touches_border` at ``border_distance``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The folder.
+    border_distance : int
+        Border distance used when the csv is absent.
+
+    Examples
+    --------
+    >>> from holefill.paths import shared_dir
+    >>> folder = MaskFolder(shared_dir() / "data/masks/nvidia_irregular")  # doctest: +SKIP
+    >>> {label: len(records) for label, records in folder.by_bin().items()}  # doctest: +SKIP
+    {'0.01-0.1': 200, '0.1-0.2': 200, ...}
+    """
+
+    def __init__(self, path: str | os.PathLike, *, border_distance: int = BORDER_DISTANCE) -> None:
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise InputError(f"{self.path}: mask folder not found")
+        csv_path = self.path / _MASK_CSV
+        if csv_path.is_file():
+            self.records = _read_mask_csv(csv_path)
+        else:
+            self.records = tuple(_measure(p, border_distance) for p in _mask_pngs(self.path))
+        if not self.records:
+            raise InputError(f"{self.path}: no mask PNGs in this folder")
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self) -> Iterator[MaskRecord]:
+        return iter(self.records)
+
+    def __getitem__(self, index: int) -> MaskRecord:
+        return self.records[index]
+
+    def __repr__(self) -> str:
+        return f"MaskFolder({str(self.path)!r}, {len(self)} masks)"
+
+    def by_bin(self) -> dict[str, list[MaskRecord]]:
+        """Records per PConv bin, every label of :data:`BIN_LABELS` in order (masks outside all bins
+        are left out)."""
+        groups: dict[str, list[MaskRecord]] = {label: [] for label in BIN_LABELS}
+        for record in self.records:
+            if record.bin in groups:
+                groups[record.bin].append(record)
+        return groups
+
+    def load(
+        self, record: MaskRecord | str | os.PathLike, size: tuple[int, int] | None = None
+    ) -> np.ndarray:
+        """The mask as bool ``(H, W)`` (True = hole), resized nearest-neighbour to ``size`` =
+        ``(height, width)`` when given. ``record`` may also be a file name in the folder."""
+        path = record.path if isinstance(record, MaskRecord) else self.path / record
+        hole_mask = read_mask(path, threshold=127)
+        if size is not None and hole_mask.shape != tuple(size):
+            hole_mask = resize_mask(hole_mask, (int(size[0]), int(size[1])))
+        return hole_mask
+
+
+def _mask_pngs(folder: Path) -> list[Path]:
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() == ".png" and not p.name.startswith(".")
+    )
+
+
+def _measure(path: Path, border_distance: int) -> MaskRecord:
+    hole_mask = read_mask(path, threshold=127)
+    ratio = hole_ratio(hole_mask)
+    return MaskRecord(path, ratio, bin_of(ratio), touches_border(hole_mask, border_distance))
+
+
+def _read_mask_csv(csv_path: Path) -> tuple[MaskRecord, ...]:
+    folder = csv_path.parent
+    with csv_path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None or not set(_CSV_COLUMNS) <= set(reader.fieldnames):
+            raise InputError(f"{csv_path}: needs the columns {','.join(_CSV_COLUMNS)}")
+        records = []
+        for line, row in enumerate(reader, start=2):
+            path = folder / row["file"]
+            if not path.is_file():
+                raise InputError(f"{csv_path}, line {line}: {row['file']} is not in the folder")
+            try:
+                ratio = float(row["hole_ratio"])
+                border = bool(int(row["border"]))
+            except ValueError:
+                raise InputError(
+                    f"{csv_path}, line {line}: hole_ratio must be a number and border 0 or 1"
+                ) from None
+            records.append(MaskRecord(path, ratio, row["bin"] or None, border))
+    return tuple(records)

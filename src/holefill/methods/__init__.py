@@ -1,0 +1,1 @@
+"""holefill\x27s built-in inpainting methods, one file each."""

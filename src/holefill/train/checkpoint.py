@@ -1,0 +1,174 @@
+"""Training checkpoints: written atomically, the last few kept, a ``latest`` pointer.
+
+Layout of a run folder::
+
+    RUN/checkpoints/step_00001000.pt   model, optimiser, grad scaler, RNG states, step, stream
+    RUN/checkpoints/latest             the name of the newest complete checkpoint
+
+A checkpoint is written to a temporary file beside its final name, flushed to disk and renamed
+into place (``os.replace``), then the pointer is replaced the same way, so a run killed at any
+moment leaves the previous checkpoint intact. Files hold only tensors and plain data, so they load
+with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from holefill.errors import InputError, WeightsError
+
+CHECKPOINT_DIR = "checkpoints"
+LATEST = "latest"
+FORMAT = "holefill-pconv-train"
+_NAME = re.compile(r"^step_(\d+)\.pt$")
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step_{int(step):08d}.pt"
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temp file beside ``path``, fsync, then rename into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as temp_file:
+            torch.save(obj, temp_file)
+            temp_file.flush()
+            os.fsync(temp_file.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        if os.path.exists(temp_name):
+            os.unlink(temp_name)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    from holefill.io import atomic_write_bytes
+
+    atomic_write_bytes(path, text.encode())
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(run_dir: str | os.PathLike, state: dict[str, Any], *, keep: int = 2) -> Path:
+    """Write ``state`` (with an integer ``"step"``) as the run's newest checkpoint.
+
+    The ``latest`` pointer moves to it, then all but the ``keep`` newest checkpoints are deleted.
+    """
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    path = atomic_save({"format": FORMAT, **state}, folder / checkpoint_name(state["step"]))
+    _atomic_text(folder / LATEST, path.name + "\n")
+    for old in list_checkpoints(run_dir)[: -max(1, keep)]:
+        if old != path:
+            old.unlink(missing_ok=True)
+    return path
+
+
+def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
+    """The run's checkpoint files, oldest step first."""
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    """The checkpoint ``latest`` names, else the highest-step file, else None."""
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    pointer = folder / LATEST
+    if pointer.is_file():
+        target = folder / pointer.read_text().strip()
+        if target.is_file():
+            return target
+    found = list_checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu"
+                    ) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint`."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise InputError(f"{path}: checkpoint not found") from None
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+        raise WeightsError(f"{path}: not a readable checkpoint ({exc})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise WeightsError(f"{path}: not a holefill PConv training checkpoint")
+    return state
+
+
+def resolve_checkpoint(run_dir_or_ckpt: str | os.PathLike) -> Path:
+    """A checkpoint file itself, or the latest checkpoint of a run folder."""
+    path = Path(run_dir_or_ckpt)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        found = latest_checkpoint(path)
+        if found is not None:
+            return found
+        raise InputError(f"{path}: this run folder has no checkpoint yet")
+    raise InputError(f"{path}: no such run folder or checkpoint")
+
+
+# ---------------------------------------------------------------------------------------------
+# Random states
+# ---------------------------------------------------------------------------------------------
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """Python, numpy, torch (and CUDA) global random states as checkpointable plain data."""
+    numpy_state = np.random.get_state(legacy=False)
+    state = {
+        "python": random.getstate(),
+        "numpy": {**numpy_state, "state": {"key": numpy_state["state"]["key"].tolist(),
+                                           "pos": int(numpy_state["state"]["pos"])}},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Undo :func:`capture_rng_state`."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    numpy_state = dict(state["numpy"])
+    numpy_state["state"] = {"key": np.asarray(numpy_state["state"]["key"], dtype=np.uint32),
+                            "pos": numpy_state["state"]["pos"]}
+    np.random.set_state(numpy_state)
+    torch.set_rng_state(state["torch"].cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        cuda_states = state["cuda"][: torch.cuda.device_count()]
+        torch.cuda.set_rng_state_all([s.cpu() for s in cuda_states])
+
+
+__all__ = ["save_checkpoint", "load_checkpoint", "latest_checkpoint", "list_checkpoints",
+           "resolve_checkpoint", "atomic_save", "capture_rng_state", "restore_rng_state"]

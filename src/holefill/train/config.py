@@ -1,0 +1,301 @@
+"""The trainer's configuration: a tree of dataclasses that reads and writes plain YAML.
+
+A run's configuration is built in three layers, each overriding the one before:
+
+1. the defaults below (the model and loss sections are the network's and the loss module's own
+   dataclasses, :class:`~holefill.nn.unet.PConvConfig` and :class:`~holefill.nn.losses.LossWeights`);
+2. a YAML file (``--config``), any subset of the tree;
+3. ``key=value`` overrides with dotted keys (``optim.lr=1e-4``), each value parsed by
+   ``yaml.safe_load`` (so ``amp=bf16``, ``data.crop_scale=[0.8,1]``, ``optim.max_minutes=null``).
+
+Unknown keys and values of the wrong type raise :class:`~holefill.errors.InputError` naming the key.
+The resolved tree is saved as ``config.yaml`` in the run folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from holefill.errors import InputError
+from holefill.nn.losses import LossWeights
+from holefill.nn.unet import PConvConfig
+
+AmpMode = Literal["none", "bf16", "fp16"]
+MaskSource = Literal["generated", "folder", "both"]
+ExportDtype = Literal["float16", "bfloat16", "float32"]
+
+
+@dataclass
+class DataConfig:
+    """Training photos, augmentation and masks.
+
+    ``batch_size`` is the **global** batch: under DDP each of N processes takes ``batch_size / N``
+    samples per step, so a run means the same thing on any number of processes.
+    """
+
+    train_dir: str | None = None  #: set by ``--data``
+    val_dir: str | None = None  #: set by ``--val``
+    size: int = 256  #: square training size; a multiple of the model's ``size_multiple``
+    crop_scale: list[float] = field(default_factory=lambda: [0.75, 1.0])  #: crop side / short side
+    flip: bool = True
+    batch_size: int = 16
+    workers: int = 4
+    masks: MaskSource = "generated"
+    mask_dir: str | None = None  #: mask PNG folder for ``masks: folder|both``
+    folder_mask_share: float = 0.5  #: share of folder masks when ``masks: both``
+
+
+@dataclass
+class OptimConfig:
+    """Adam, the paper's two phases, and when to stop."""
+
+    lr: float = 2e-4
+    finetune_lr: float = 5e-5
+    #: first step of the fine-tuning phase (lr ``finetune_lr``, encoder BN frozen); null = never
+    finetune_from_step: int | None = None
+    max_steps: int = 100_000
+    #: wall-clock budget of one invocation in minutes: checkpoint, export and stop when exceeded
+    max_minutes: float | None = None
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    weight_decay: float = 0.0
+    grad_clip: float | None = None  #: max global gradient norm; null = no clipping
+
+
+@dataclass
+class LossConfig:
+    """The PConv loss: its feature network and term weights."""
+
+    feature_net: str = "vgg19"  #: vgg19, vgg16 or random (tests)
+    taps: list[str] | None = None  #: feature taps; null = the loss module's default
+    weights: LossWeights = field(default_factory=LossWeights)
+
+
+@dataclass
+class TrainConfig:
+    """Everything a PConv training run needs, saved with every checkpoint."""
+
+    model: PConvConfig = field(default_factory=PConvConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    amp: AmpMode = "bf16"  #: autocast dtype on CUDA (the CPU always trains in float32)
+    channels_last: bool = True  #: on CUDA only
+    compile: bool = False  #: torch.compile the network
+    ckpt_every: int = 1000  #: steps between checkpoints; 0 = only by time and at the end
+    ckpt_every_minutes: float | None = 15.0
+    keep_checkpoints: int = 2
+    val_every: int = 1000  #: steps between validations; 0 = only at the end
+    val_images: int = 64
+    val_batch_size: int = 16
+    log_every: int = 50
+    seed: int = 0
+    export_dtype: ExportDtype = "float16"
+    debug_rank_state: bool = False  #: each rank writes ``debug/rank{r}.json`` (DDP tests)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The tree as plain data (lists, dicts, numbers, strings)."""
+        return _plain(dataclasses.asdict(self))
+
+
+# ---------------------------------------------------------------------------------------------
+# Building, merging, saving
+# ---------------------------------------------------------------------------------------------
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = (),
+                *, base: dict[str, Any] | None = None) -> TrainConfig:
+    """Build a :class:`TrainConfig` from ``base`` (a saved tree) or the defaults, a YAML file and
+    ``key=value`` overrides.
+
+    Parameters
+    ----------
+    path : path or None
+        YAML file holding any subset of the tree.
+    overrides : list of str
+        ``"dotted.key=value"`` items applied last; values are parsed with ``yaml.safe_load``.
+    base : dict or None
+        Starting tree instead of the defaults (``--resume`` starts from the run's saved config).
+
+    Returns
+    -------
+    TrainConfig
+
+    Raises
+    ------
+    InputError
+        Unknown key, wrong value type, unreadable file.
+    """
+    tree = TrainConfig().to_dict()
+    if base is not None:
+        _merge(tree, base, "")
+    if path is not None:
+        _merge(tree, read_yaml(path), "")
+    for item in overrides:
+        keys, value = parse_override(item)
+        _merge(tree, _nest(keys, value), "")
+    return _build(TrainConfig, tree, "")
+
+
+def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """A YAML mapping from ``path`` (an empty file is an empty mapping)."""
+    path = Path(path)
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise InputError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"config {path} is not valid YAML: {exc}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise InputError(f"config {path} must hold a mapping of keys, not {type(loaded).__name__}")
+    return loaded
+
+
+def save_config(config: TrainConfig, path: str | os.PathLike) -> None:
+    """Write the resolved tree as YAML (key order as declared)."""
+    from holefill.io import atomic_write_bytes
+
+    text = yaml.safe_dump(config.to_dict(), sort_keys=False, default_flow_style=None)
+    atomic_write_bytes(path, text.encode())
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``"optim.lr=1e-4"`` -> ``(["optim", "lr"], 0.0001)``."""
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise InputError(f"override {item!r} must look like dotted.key=value (e.g. optim.lr=1e-4)")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = text
+    return key.split("."), value
+
+
+def _nest(keys: list[str], value: Any) -> dict[str, Any]:
+    for key in reversed(keys):
+        value = {key: value}
+    return value
+
+
+def _merge(tree: dict[str, Any], update: dict[str, Any], prefix: str) -> None:
+    """Merge ``update`` into ``tree`` in place; only keys the tree has are allowed."""
+    for key, value in update.items():
+        name = f"{prefix}{key}"
+        if key not in tree:
+            raise InputError(f"unknown config key {name!r}{_suggest(str(key), tree, prefix)}")
+        if isinstance(tree[key], dict):
+            if not isinstance(value, dict):
+                raise InputError(f"config key {name!r} is a section; give its keys "
+                                 f"({', '.join(tree[key])}), not {value!r}")
+            _merge(tree[key], value, f"{name}.")
+        else:
+            tree[key] = value
+
+
+def _suggest(key: str, tree: dict[str, Any], prefix: str) -> str:
+    close = difflib.get_close_matches(key, list(tree), n=1)
+    if close:
+        return f"; did you mean {prefix}{close[0]!r}?"
+    return f"; keys here: {', '.join(prefix + k for k in tree)}"
+
+
+def _build(cls: type, values: dict[str, Any], prefix: str):
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for spec in dataclasses.fields(cls):
+        if spec.name in values:
+            kwargs[spec.name] = _coerce(values[spec.name], hints[spec.name], prefix + spec.name)
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"invalid config section {prefix.rstrip('.') or 'root'!r}: {exc}") from None
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """``value`` checked against (and, for numbers written as text, converted to) ``hint``."""
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise InputError(f"config key {key!r} is a section, got {value!r}")
+        return _build(hint, value, f"{key}.")
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, option, key)
+            except InputError as exc:
+                errors.append(str(exc))
+        raise InputError(errors[0] if len(errors) == 1 else
+                         f"config key {key!r}: {value!r} matches none of {hint}")
+    if origin is Literal:
+        if value not in args:
+            raise InputError(f"config key {key!r} must be one of {', '.join(map(repr, args))}, "
+                             f"got {value!r}")
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise InputError(f"config key {key!r} must be a list, got {value!r}")
+        return [_coerce(item, args[0] if args else Any, key) for item in value]
+    return _coerce_scalar(value, hint, key)
+
+
+def _coerce_scalar(value: Any, hint: Any, key: str) -> Any:
+    if hint is Any:
+        return value
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        number = _number(value)
+        if number is not None and float(number).is_integer():
+            return int(number)
+    elif hint is float:
+        number = _number(value)
+        if number is not None:
+            return float(number)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    elif isinstance(value, hint):
+        return value
+    name = getattr(hint, "__name__", str(hint))
+    raise InputError(f"config key {key!r} must be {name}, got {value!r}")
+
+
+def _number(value: Any) -> float | int | None:
+    """Numbers, and numbers YAML 1.1 leaves as text (``1e-4``, ``5e4``)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+__all__ = ["TrainConfig", "DataConfig", "OptimConfig", "LossConfig", "load_config",
+           "save_config", "read_yaml", "parse_override"]

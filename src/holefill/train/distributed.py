@@ -1,0 +1,108 @@
+"""Process groups for data-parallel training: one process per GPU (or per CPU worker) via torchrun.
+
+The same command runs alone or under ``torchrun --nproc_per_node N``: torchrun's environment
+(``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, ``MASTER_ADDR``...) switches on DDP, with the NCCL backend
+on GPUs and gloo on CPUs. Rank 0 alone logs, validates, checkpoints and exports; every rank reads
+the checkpoint on resume.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+from holefill.errors import InputError
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """Where this process stands: its rank among ``world_size`` and its device."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def resolve_device(request: str, local_rank: int = 0) -> torch.device:
+    """``cpu``, ``cuda`` (``cuda:LOCAL_RANK``) or ``auto`` (cuda when available)."""
+    if request == "auto":
+        request = "cuda" if torch.cuda.is_available() else "cpu"
+    if request == "cpu":
+        return torch.device("cpu")
+    if request.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise InputError("--device cuda was asked for but no CUDA GPU is available")
+        if request == "cuda":
+            return torch.device("cuda", local_rank % torch.cuda.device_count())
+        return torch.device(request)
+    raise InputError(f"unknown device {request!r}; use cpu, cuda or auto")
+
+
+def init_distributed(device_request: str = "auto") -> DistContext:
+    """Join torchrun's process group when launched by it; a single-process context otherwise."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device(device_request, local_rank)
+    if world_size > 1 and not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend, rank=rank, world_size=world_size,
+                                timeout=timedelta(minutes=10))
+    return DistContext(rank, world_size, local_rank, device)
+
+
+def shutdown(context: DistContext) -> None:
+    if context.enabled and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier(context: DistContext) -> None:
+    if context.enabled:
+        dist.barrier()
+
+
+def any_rank(context: DistContext, flags: list[bool]) -> list[bool]:
+    """Element-wise OR of boolean flags over all ranks (one small all-reduce)."""
+    if not context.enabled:
+        return flags
+    tensor = torch.tensor([float(f) for f in flags], device=context.device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return [bool(v) for v in tensor.tolist()]
+
+
+def mean_over_ranks(context: DistContext, values: torch.Tensor) -> torch.Tensor:
+    """The mean of a tensor over all ranks."""
+    if not context.enabled:
+        return values
+    values = values.clone()
+    dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return values / context.world_size
+
+
+def wrap_model(model: torch.nn.Module, context: DistContext) -> torch.nn.Module:
+    """DDP around ``model`` when several processes train; the model itself otherwise."""
+    if not context.enabled:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    device_ids = [context.device.index] if context.device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=device_ids)
+
+
+__all__ = ["DistContext", "init_distributed", "resolve_device", "shutdown", "barrier", "any_rank",
+           "mean_over_ranks", "wrap_model"]

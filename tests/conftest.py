@@ -1,0 +1,36 @@
+"""Shared fixtures: small synthetic images and the shared data folder."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from holefill.paths import shared_dir
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
+
+
+@pytest.fixture
+def smooth_image(rng) -> np.ndarray:
+    """A 48x64 uint8 RGB image with gradients and some noise."""
+    yy, xx = np.mgrid[0:48, 0:64]
+    base = np.stack([xx * 3, yy * 4, (xx + yy) * 2], axis=2).astype(np.float64)
+    return np.clip(base + rng.normal(0, 3, base.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def square_hole() -> np.ndarray:
+    hole = np.zeros((48, 64), bool)
+    hole[18:28, 24:36] = True
+    return hole
+
+
+@pytest.fixture
+def shared():
+    path = shared_dir()
+    if not path.is_dir():
+        pytest.skip(f"shared data not found at {path}")
+    return path
