@@ -519,7 +519,7 @@ def _fill(
             return None
         if scale < _MIN_SCALE:  # single pixels: the last few holes of a nearly full bin
             canvas[start] = 1
-            count, touching = count + 1, True
+            count, scale, touching = count + 1, scale * 1.25, True
             continue
         if box_share and rng.random() < box_share:
             shape = _box(start, canvas.shape, rng, scale)

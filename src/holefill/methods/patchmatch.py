@@ -39,6 +39,8 @@ from holefill.inpainter import NumpyInpainter
 _COARSEST_THICKNESS = 3.0
 #: a coarse pixel is known if at least this fraction of its finer pixels is known
 _KNOWN_FRACTION = 0.5
+#: the coarsest level is at least this many patch widths on its shorter side
+_MIN_SIDE_PATCHES = 4
 #: voting weights exp(-d / (2 sigma^2)) take sigma^2 at this percentile of patch distances
 _SIGMA_PERCENTILE = 75.0
 
@@ -171,7 +173,7 @@ def _pyramid(image: np.ndarray, hole: np.ndarray, radius: int) -> list[_Level]:
     """Levels finest first, down to where the hole is a few pixels thick (or sources run out)."""
     levels = [_level(image, hole, radius)]
     thickness = float(cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 3).max())
-    min_side = 4 * (2 * radius + 1)
+    min_side = _MIN_SIDE_PATCHES * (2 * radius + 1)
     while thickness > _COARSEST_THICKNESS:
         coarse_image, coarse_hole = _downsample(levels[-1].image, levels[-1].hole)
         coarse = _level(coarse_image, coarse_hole, radius)
@@ -256,7 +258,7 @@ def _nearest_neighbour_field(image: np.ndarray, source_ok: np.ndarray, targets: 
         nnf = _random_nnf(source_ok.shape, targets, source_ok, seed)
     nnf = nnf.copy()
     distance = np.full(source_ok.shape, np.inf, np.float32)
-    _patchmatch(image, source_ok, targets, radius, iterations, seed, nnf, distance)
+    _patchmatch(_rows(image), source_ok, targets, radius, iterations, seed, nnf, distance)
     return nnf, distance
 
 
@@ -300,29 +302,53 @@ def _vote_step(filled: np.ndarray, level: _Level, nnf: np.ndarray, distance: np.
     sigma2 = max(float(np.percentile(target_distance, _SIGMA_PERCENTILE)), 1e-6)
     weights = np.exp(-target_distance / (2 * sigma2)).astype(np.float32)
     out = filled.copy()
-    _vote(filled, level.hole, level.targets, nnf, weights, radius, out)
+    _vote(_rows(filled), level.hole, level.targets, nnf, weights, radius, _rows(out))
     return out
 
 
+def _rows(image: np.ndarray) -> np.ndarray:
+    """``(H, W, 3)`` as ``(H, W * 3)``, a view: what the kernels index."""
+    return image.reshape(image.shape[0], -1)
+
+
 # -- numba kernels -------------------------------------------------------------------------------
-@njit(cache=True, inline="always")
-def _patch_ssd(image, ty, tx, sy, sx, radius, bound):
+# Images reach the kernels as (H, W * 3) float32 rows, so a patch row is one contiguous run.
+
+
+@njit(cache=True, fastmath=True, inline="always")
+def _patch_ssd(rows, ty, tx, sy, sx, radius, bound):
     """SSD between the patches centred at (ty, tx) and (sy, sx); stops early past ``bound``."""
-    total = 0.0
+    width = 3 * (2 * radius + 1)
+    t0 = 3 * (tx - radius)
+    s0 = 3 * (sx - radius)
+    total = np.float32(0.0)
     for dy in range(-radius, radius + 1):
-        for dx in range(-radius, radius + 1):
-            for c in range(3):
-                diff = image[ty + dy, tx + dx, c] - image[sy + dy, sx + dx, c]
-                total += diff * diff
+        target_row = rows[ty + dy]
+        source_row = rows[sy + dy]
+        for i in range(width):
+            diff = target_row[t0 + i] - source_row[s0 + i]
+            total += diff * diff
         if total >= bound:
             return total
     return total
 
 
 @njit(cache=True, inline="always")
-def _try(image, nnf, distance, ty, tx, sy, sx, radius):
+def _next_random(state):
+    """One step of Knuth's 64-bit linear congruential generator (wrapping int64 arithmetic)."""
+    return state * 6364136223846793005 + 1442695040888963407
+
+
+@njit(cache=True, inline="always")
+def _offset(state, search):
+    """A random integer in ``[-search, search]`` from the generator state's high bits."""
+    return ((((state >> 33) & 0x7FFFFFFF) * (2 * search + 1)) >> 31) - search
+
+
+@njit(cache=True, inline="always")
+def _try(rows, nnf, distance, ty, tx, sy, sx, radius):
     """Adopt source (sy, sx) for target (ty, tx) if it is closer than the current match."""
-    d = _patch_ssd(image, ty, tx, sy, sx, radius, distance[ty, tx])
+    d = _patch_ssd(rows, ty, tx, sy, sx, radius, distance[ty, tx])
     if d < distance[ty, tx]:
         distance[ty, tx] = d
         nnf[ty, tx, 0] = sy
@@ -330,15 +356,14 @@ def _try(image, nnf, distance, ty, tx, sy, sx, radius):
 
 
 @njit(cache=True)
-def _patchmatch(image, source_ok, targets, radius, iterations, seed, nnf, distance):
+def _patchmatch(rows, source_ok, targets, radius, iterations, seed, nnf, distance):
     """Barnes et al.: alternate forward and backward sweeps of propagation and random search."""
-    np.random.seed(seed)
     height, width = source_ok.shape
     count = targets.shape[0]
+    state = np.int64(seed) * 2654435761 + 1
     for k in range(count):
         ty, tx = targets[k, 0], targets[k, 1]
-        distance[ty, tx] = _patch_ssd(image, ty, tx, nnf[ty, tx, 0], nnf[ty, tx, 1], radius,
-                                      np.inf)
+        distance[ty, tx] = _patch_ssd(rows, ty, tx, nnf[ty, tx, 0], nnf[ty, tx, 1], radius, np.inf)
     max_step = max(height, width)
     for iteration in range(iterations):
         step = 1 if iteration % 2 == 0 else -1
@@ -346,32 +371,31 @@ def _patchmatch(image, source_ok, targets, radius, iterations, seed, nnf, distan
             k = j if step == 1 else count - 1 - j
             ty, tx = targets[k, 0], targets[k, 1]
             # propagation: the scan-order neighbour's match, shifted by one pixel
-            ny, nx = ty, tx - step
-            if nnf[ny, nx, 0] >= 0:
-                sy, sx = nnf[ny, nx, 0], nnf[ny, nx, 1] + step
+            if nnf[ty, tx - step, 0] >= 0:
+                sy, sx = nnf[ty, tx - step, 0], nnf[ty, tx - step, 1] + step
                 if radius <= sx < width - radius and source_ok[sy, sx]:
-                    _try(image, nnf, distance, ty, tx, sy, sx, radius)
-            ny, nx = ty - step, tx
-            if nnf[ny, nx, 0] >= 0:
-                sy, sx = nnf[ny, nx, 0] + step, nnf[ny, nx, 1]
+                    _try(rows, nnf, distance, ty, tx, sy, sx, radius)
+            if nnf[ty - step, tx, 0] >= 0:
+                sy, sx = nnf[ty - step, tx, 0] + step, nnf[ty - step, tx, 1]
                 if radius <= sy < height - radius and source_ok[sy, sx]:
-                    _try(image, nnf, distance, ty, tx, sy, sx, radius)
+                    _try(rows, nnf, distance, ty, tx, sy, sx, radius)
             # random search around the best match at halving radii
             search = max_step
             while search >= 1:
-                by, bx = nnf[ty, tx, 0], nnf[ty, tx, 1]
-                sy = min(max(by + np.random.randint(-search, search + 1), radius), height - 1 - radius)
-                sx = min(max(bx + np.random.randint(-search, search + 1), radius), width - 1 - radius)
+                state = _next_random(state)
+                sy = min(max(nnf[ty, tx, 0] + _offset(state, search), radius), height - 1 - radius)
+                state = _next_random(state)
+                sx = min(max(nnf[ty, tx, 1] + _offset(state, search), radius), width - 1 - radius)
                 if source_ok[sy, sx]:
-                    _try(image, nnf, distance, ty, tx, sy, sx, radius)
+                    _try(rows, nnf, distance, ty, tx, sy, sx, radius)
                 search //= 2
 
 
 @njit(cache=True)
-def _vote(image, hole, targets, nnf, weights, radius, out):
+def _vote(rows, hole, targets, nnf, weights, radius, out):
     """Weighted average, per hole pixel, of what every matched patch covering it says."""
     height, width = hole.shape
-    total = np.zeros((height, width, 3), np.float32)
+    total = np.zeros((height, 3 * width), np.float32)
     weight_sum = np.zeros((height, width), np.float32)
     for k in range(targets.shape[0]):
         ty, tx = targets[k, 0], targets[k, 1]
@@ -382,9 +406,9 @@ def _vote(image, hole, targets, nnf, weights, radius, out):
                 if hole[ty + dy, tx + dx]:
                     weight_sum[ty + dy, tx + dx] += w
                     for c in range(3):
-                        total[ty + dy, tx + dx, c] += w * image[sy + dy, sx + dx, c]
+                        total[ty + dy, 3 * (tx + dx) + c] += w * rows[sy + dy, 3 * (sx + dx) + c]
     for y in range(height):
         for x in range(width):
             if hole[y, x] and weight_sum[y, x] > 0:
                 for c in range(3):
-                    out[y, x, c] = total[y, x, c] / weight_sum[y, x]
+                    out[y, 3 * x + c] = total[y, 3 * x + c] / weight_sum[y, x]

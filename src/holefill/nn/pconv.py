@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from holefill.errors import InputError
 
@@ -74,6 +75,8 @@ class PartialConv2d(nn.Conv2d):
             dilation=dilation,
             bias=bias,
         )
+        if isinstance(padding, str):
+            raise InputError("PartialConv2d takes a numeric padding, not 'same' or 'valid'")
         self.multi_channel = multi_channel
         self.register_buffer("window_ones", torch.ones(1, 1, *self.kernel_size), persistent=False)
 
@@ -99,14 +102,23 @@ class PartialConv2d(nn.Conv2d):
         """
         self._check_inputs(x, valid)
         ratio, new_valid = self._window_ratio(valid)
-        valid = valid.to(x.dtype)
-        raw = F.conv2d(x * valid, self.weight, None, self.stride, self.padding, self.dilation)
-        # In place: conv2d's backward does not need its output; the float32 ratio is applied
-        # before rounding to the output dtype.
-        out = raw.mul_(ratio)
-        if self.bias is not None:
-            out = out.addcmul_(self.bias.view(1, -1, 1, 1), new_valid.to(out.dtype))
+        weight = self.weight
+        compute_dtype = _autocast_dtype(x.device.type)
+        if compute_dtype is None:
+            out = self._convolve(x, valid, weight, ratio, new_valid)
+        else:  # cast as autocast would, so the fused backward sees one dtype
+            x, weight = x.to(compute_dtype), weight.to(compute_dtype)
+            with torch.autocast(x.device.type, enabled=False):
+                out = self._convolve(x, valid, weight, ratio, new_valid)
         return out, new_valid.to(x.dtype)
+
+    def _convolve(
+        self, x: Tensor, valid: Tensor, weight: Tensor, ratio: Tensor, new_valid: Tensor
+    ) -> Tensor:
+        geometry = (self.stride, self.padding, self.dilation)
+        return _PartialConvFunction.apply(
+            x, valid.to(x.dtype), weight, self.bias, ratio, new_valid, geometry
+        )
 
     def _window_ratio(self, valid: Tensor) -> tuple[Tensor, Tensor]:
         """``sum(1) / sum(M)`` per window (0 where no valid input) and the updated mask."""
@@ -142,3 +154,63 @@ class PartialConv2d(nn.Conv2d):
                 f"valid mask {tuple(valid.shape)} does not match the input {tuple(x.shape)} "
                 "in batch or spatial size"
             )
+
+
+def _autocast_dtype(device_type: str) -> torch.dtype | None:
+    """The autocast dtype active for ``device_type``, or None when autocast is off."""
+    if not torch.is_autocast_enabled(device_type):
+        return None
+    return torch.get_autocast_dtype(device_type)
+
+
+class _PartialConvFunction(torch.autograd.Function):
+    """``conv(x * valid) * ratio + bias * new_valid`` with a backward that allocates little.
+
+    Autograd through the plain expression would allocate three full-size temporaries in the
+    backward (``grad * ratio``, ``grad * new_valid`` for the bias, ``grad_in * valid``); here the
+    bias gradient is a batched matrix-vector product and the input gradient is masked in place.
+    """
+
+    @staticmethod
+    def forward(ctx, x, valid, weight, bias, ratio, new_valid, geometry):
+        stride, padding, dilation = geometry
+        masked = x * valid
+        out = F.conv2d(masked, weight, None, stride, padding, dilation)
+        # float32 ratio: the product is rounded once, to the output dtype.
+        out.mul_(ratio)
+        if bias is not None:
+            out.addcmul_(bias.view(1, -1, 1, 1).to(out.dtype), new_valid.to(out.dtype))
+        ctx.save_for_backward(masked, valid, weight, ratio, new_valid)
+        ctx.geometry = geometry
+        ctx.bias_dtype = None if bias is None else bias.dtype
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out):
+        masked, valid, weight, ratio, new_valid = ctx.saved_tensors
+        stride, padding, dilation = ctx.geometry
+        need_x, _, need_weight, need_bias = ctx.needs_input_grad[:4]
+        grad_x = grad_weight = grad_bias = None
+        if need_x or need_weight:
+            grad_raw = (grad_out * ratio).to(grad_out.dtype)
+            grad_x, grad_weight, _ = torch.ops.aten.convolution_backward(
+                grad_raw, masked, weight, None, stride, padding, dilation,
+                False, (0, 0), 1, (need_x, need_weight, False),
+            )  # fmt: skip
+            if grad_x is not None:
+                grad_x.mul_(valid)
+        if need_bias and ctx.bias_dtype is not None:
+            grad_bias = _masked_channel_sum(grad_out, new_valid).to(ctx.bias_dtype)
+        return grad_x, None, grad_weight, grad_bias, None, None, None
+
+
+def _masked_channel_sum(grad: Tensor, weights: Tensor) -> Tensor:
+    """``(grad * weights).sum((0, 2, 3))`` for ``weights`` (B, 1, H, W), without a temporary."""
+    batch, channels = grad.shape[:2]
+    weights = weights.to(grad.dtype).reshape(batch, 1, -1)
+    if grad.is_contiguous(memory_format=torch.channels_last) and not grad.is_contiguous():
+        rows = grad.permute(0, 2, 3, 1).reshape(batch, -1, channels)  # a view
+        return torch.bmm(weights, rows).sum((0, 1))
+    rows = grad.contiguous().reshape(batch, channels, -1)
+    return torch.bmm(rows, weights.transpose(1, 2)).sum((0, 2))

@@ -138,6 +138,55 @@ def resolve_checkpoint(run_dir_or_ckpt: str | os.PathLike) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------
+# Export
+# ---------------------------------------------------------------------------------------------
+
+
+def write_export(state_dict: dict[str, torch.Tensor], train_config: dict[str, Any], step: int,
+                 out_path: str | os.PathLike, *, dtype: str = "float16") -> Path:
+    """Write the network as safetensors (config, step and hash in the header) plus a JSON file
+    beside it (same name, ``.json``) with the config needed to rebuild it."""
+    import json
+
+    from holefill import __version__
+    from holefill.methods.pconv import read_pconv, save_pconv
+    from holefill.nn.unet import PConvConfig
+
+    model_config = PConvConfig.from_dict(train_config["model"])
+    metadata = {"step": str(step), "train_config": json.dumps(train_config),
+                "holefill_version": __version__}
+    out_path = save_pconv(state_dict, model_config, out_path, dtype=dtype, metadata=metadata)
+    _, _, header = read_pconv(out_path)
+    sidecar = {"format": header["format"], "config": model_config.to_dict(), "step": step,
+               "dtype": dtype, "weights_sha256": header["weights_sha256"]}
+    _atomic_text(out_path.with_suffix(".json"), json.dumps(sidecar, indent=2) + "\n")
+    return out_path
+
+
+def export_pconv(run_dir_or_ckpt: str | os.PathLike, out_path: str | os.PathLike,
+                 dtype: str = "float16") -> Path:
+    """Export a run's latest checkpoint (or a checkpoint file) as PConv inference weights.
+
+    Parameters
+    ----------
+    run_dir_or_ckpt : path
+        A run folder (its ``latest`` checkpoint is used) or a checkpoint file.
+    out_path : path
+        The ``.safetensors`` file to write; a ``.json`` with the network config goes beside it.
+    dtype : {"float16", "bfloat16", "float32"}
+        Storage type of the floating tensors.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_path``.
+    """
+    state = load_checkpoint(resolve_checkpoint(run_dir_or_ckpt))
+    return write_export(state["model"], state["config"], int(state["step"]), out_path,
+                        dtype=dtype)
+
+
+# ---------------------------------------------------------------------------------------------
 # Random states
 # ---------------------------------------------------------------------------------------------
 
@@ -171,4 +220,4 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 
 
 __all__ = ["save_checkpoint", "load_checkpoint", "latest_checkpoint", "list_checkpoints",
-           "resolve_checkpoint", "atomic_save", "capture_rng_state", "restore_rng_state"]
+           "resolve_checkpoint", "atomic_save", "export_pconv", "write_export", "capture_rng_state", "restore_rng_state"]

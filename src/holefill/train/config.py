@@ -112,7 +112,8 @@ class TrainConfig:
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = (),
-                *, base: dict[str, Any] | None = None) -> TrainConfig:
+                *, base: dict[str, Any] | None = None,
+                values: dict[str, Any] | None = None) -> TrainConfig:
     """Build a :class:`TrainConfig` from ``base`` (a saved tree) or the defaults, a YAML file and
     ``key=value`` overrides.
 
@@ -124,6 +125,8 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tu
         ``"dotted.key=value"`` items applied last; values are parsed with ``yaml.safe_load``.
     base : dict or None
         Starting tree instead of the defaults (``--resume`` starts from the run's saved config).
+    values : dict or None
+        A partial tree applied after the file and before the overrides (command-line flags).
 
     Returns
     -------
@@ -139,15 +142,25 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tu
         _merge(tree, base, "")
     if path is not None:
         _merge(tree, read_yaml(path), "")
+    if values is not None:
+        _merge(tree, values, "")
     for item in overrides:
         keys, value = parse_override(item)
         _merge(tree, _nest(keys, value), "")
     return _build(TrainConfig, tree, "")
 
 
+def packaged_config(name: str) -> Path:
+    """A recipe shipped in ``holefill/configs`` (``"pconv_default"`` or ``"pconv_tiny"``)."""
+    return Path(__file__).resolve().parents[1] / "configs" / f"{name}.yaml"
+
+
 def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
-    """A YAML mapping from ``path`` (an empty file is an empty mapping)."""
+    """A YAML mapping from ``path`` (an empty file is an empty mapping); a name that is not a file
+    but a packaged recipe (``pconv_default``) reads the recipe."""
     path = Path(path)
+    if not path.exists() and packaged_config(str(path)).is_file():
+        path = packaged_config(str(path))
     try:
         loaded = yaml.safe_load(path.read_text())
     except OSError as exc:
@@ -206,7 +219,7 @@ def _merge(tree: dict[str, Any], update: dict[str, Any], prefix: str) -> None:
 def _suggest(key: str, tree: dict[str, Any], prefix: str) -> str:
     close = difflib.get_close_matches(key, list(tree), n=1)
     if close:
-        return f"; did you mean {prefix}{close[0]!r}?"
+        return f"; did you mean {prefix + close[0]!r}?"
     return f"; keys here: {', '.join(prefix + k for k in tree)}"
 
 
@@ -297,5 +310,5 @@ def _plain(value: Any) -> Any:
     return value
 
 
-__all__ = ["TrainConfig", "DataConfig", "OptimConfig", "LossConfig", "load_config",
+__all__ = ["TrainConfig", "DataConfig", "OptimConfig", "LossConfig", "load_config", "packaged_config",
            "save_config", "read_yaml", "parse_override"]

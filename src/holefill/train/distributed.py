@@ -94,6 +94,18 @@ def mean_over_ranks(context: DistContext, values: torch.Tensor) -> torch.Tensor:
     return values / context.world_size
 
 
+def sync_buffers(model: torch.nn.Module, context: DistContext) -> None:
+    """Copy rank 0's buffers (batch-norm statistics) to every rank.
+
+    DDP broadcasts them before each forward pass, so after the last step each rank still holds the
+    statistics of its own last batch; this makes every rank's model identical to the saved one.
+    """
+    if not context.enabled:
+        return
+    for buffer in model.buffers():
+        dist.broadcast(buffer.data, src=0)
+
+
 def wrap_model(model: torch.nn.Module, context: DistContext) -> torch.nn.Module:
     """DDP around ``model`` when several processes train; the model itself otherwise."""
     if not context.enabled:
@@ -105,4 +117,4 @@ def wrap_model(model: torch.nn.Module, context: DistContext) -> torch.nn.Module:
 
 
 __all__ = ["DistContext", "init_distributed", "resolve_device", "shutdown", "barrier", "any_rank",
-           "mean_over_ranks", "wrap_model"]
+           "mean_over_ranks", "sync_buffers", "wrap_model"]

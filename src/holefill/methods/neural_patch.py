@@ -1,0 +1,448 @@
+"""Multi-scale neural patch synthesis: a content network, then VGG-19 texture optimisation.
+
+Yang et al. [1]_ fill a hole in two stages. A content network (a Context Encoder [2]_ variant,
+:class:`~holefill.nn.content.ContentNet`) predicts the hole's coarse content at 128x128. Then, from
+coarse to fine over an image pyramid, the hole's pixels ``x`` are optimised with L-BFGS to minimise::
+
+    E(x) = ||x - x0||^2_hole  +  alpha * E_texture(x)  +  beta * TV(x)
+
+where ``x0`` is the content prediction (at the coarsest scale) or the upsampled result of the
+previous scale, and ``E_texture`` (:class:`~holefill.nn.texture.TextureEnergy`) pulls each 3x3 VGG-19
+feature patch in the hole towards its most similar patch outside the hole (normalised
+cross-correlation, matches recomputed every ``match_every`` iterations). Only hole pixels are free;
+known pixels never change.
+
+Weights files (``content_default.safetensors``) are safetensors files whose header carries
+``format`` (``holefill-content``), ``config`` (:class:`~holefill.nn.content.ContentNetConfig` as
+JSON), ``step`` and ``weights_sha256``. ``holefill train content`` writes them.
+
+References
+----------
+.. [1] C. Yang, X. Lu, Z. Lin, E. Shechtman, O. Wang and H. Li, "High-Resolution Image Inpainting
+   using Multi-Scale Neural Patch Synthesis", CVPR 2017. https://arxiv.org/abs/1611.09969
+.. [2] D. Pathak, P. Krahenbuhl, J. Donahue, T. Darrell and A. A. Efros, "Context Encoders: Feature
+   Learning by Inpainting", CVPR 2016.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from holefill.errors import InputError, WeightsError
+from holefill.inpainter import Inpainter
+from holefill.paths import package_weights_dir
+
+FORMAT = "holefill-content"
+DEFAULT_WEIGHTS_NAME = "content_default.safetensors"
+CONTENTS = ("default", "pconv")
+_CACHE: OrderedDict[tuple, torch.nn.Module] = OrderedDict()
+_CACHE_SIZE = 4
+
+__all__ = ["NeuralPatchInpainter", "pyramid_sizes", "save_content", "load_content",
+           "read_content", "default_weights_path", "FORMAT"]
+
+
+def default_weights_path() -> Path:
+    """The packaged content network (``holefill/weights/content_default.safetensors``)."""
+    return package_weights_dir() / DEFAULT_WEIGHTS_NAME
+
+
+# ---------------------------------------------------------------------------------------------
+# The weights file
+# ---------------------------------------------------------------------------------------------
+
+
+def save_content(state_dict: dict[str, Tensor], config, path: str | os.PathLike, *,
+                 dtype: str = "float16", metadata: dict[str, str] | None = None) -> Path:
+    """Write a content network as safetensors with its config in the header (atomically).
+
+    Parameters
+    ----------
+    state_dict : dict
+        ``ContentNet.state_dict()``; floating tensors are stored as ``dtype``.
+    config : ContentNetConfig
+    path : path
+        Output ``.safetensors`` file.
+    dtype : {"float16", "bfloat16", "float32"}
+    metadata : dict of str, optional
+        Extra header entries (``step``, ``train_config``...).
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    from safetensors.torch import save
+
+    from holefill.io import atomic_write_bytes
+    from holefill.methods.pconv import weights_digest
+
+    dtypes = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+    if dtype not in dtypes:
+        raise InputError(f"unknown export dtype {dtype!r}; use {', '.join(dtypes)}")
+    tensors = {name: (t.detach().to("cpu", dtypes[dtype]) if t.is_floating_point()
+                      else t.detach().cpu()).contiguous() for name, t in state_dict.items()}
+    header = {**(metadata or {}), "format": FORMAT, "config": json.dumps(config.to_dict()),
+              "dtype": dtype, "weights_sha256": weights_digest(tensors)}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, save(tensors, metadata={k: str(v) for k, v in header.items()}))
+    return path
+
+
+def read_content(path: str | os.PathLike):
+    """``(config, tensors, header)`` of a content-network file, without building the network."""
+    from safetensors import safe_open
+
+    from holefill.nn.content import ContentNetConfig
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: content-network weights file not found")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            header = handle.metadata() or {}
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+    except Exception as exc:  # noqa: BLE001 - safetensors raises several types for bad files
+        raise WeightsError(f"{path}: not a readable safetensors file ({exc})") from None
+    if header.get("format") != FORMAT or "config" not in header:
+        raise WeightsError(f"{path}: not a holefill content-network file (no {FORMAT} header); "
+                           "export one with `holefill train content ... --out RUN`")
+    try:
+        config = ContentNetConfig.from_dict(json.loads(header["config"]))
+    except (ValueError, TypeError) as exc:
+        raise WeightsError(f"{path}: the config in the header is invalid ({exc})") from None
+    return config, tensors, header
+
+
+def load_content(path: str | os.PathLike, device: str | torch.device = "cpu"):
+    """Build a :class:`~holefill.nn.content.ContentNet` from a weights file (eval mode, float32)."""
+    from holefill.methods.pconv import check_state
+    from holefill.nn.content import ContentNet
+
+    config, tensors, _ = read_content(path)
+    net = ContentNet(config)
+    expected = net.state_dict()
+    check_state(tensors, expected, str(path))
+    net.load_state_dict({name: tensors[name].to(expected[name].dtype) for name in expected})
+    return net.to(device).eval().requires_grad_(False)
+
+
+def _cached(key: tuple, build):
+    model = _CACHE.get(key)
+    if model is None:
+        model = _CACHE[key] = build()
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    _CACHE.move_to_end(key)
+    return model
+
+
+def _content_net(path: Path, device: torch.device):
+    stat = path.stat()
+    key = ("content", str(path.resolve()), stat.st_mtime_ns, stat.st_size, str(device))
+    return _cached(key, lambda: load_content(path, device))
+
+
+def _feature_net(vgg_weights: Path | None, layers: tuple[str, ...], device: torch.device):
+    from holefill.nn.vgg import build_feature_net
+
+    key = ("vgg19", str(vgg_weights), layers, str(device))
+    return _cached(key, lambda: build_feature_net("vgg19", weights=vgg_weights,
+                                                  taps=layers).to(device))
+
+
+def _resolve_device(request: str) -> torch.device:
+    if request == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if request.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("device cuda was asked for but no CUDA GPU is available")
+    try:
+        return torch.device(request)
+    except RuntimeError:
+        raise InputError(f"unknown device {request!r}; use cpu, cuda or auto") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# The pyramid
+# ---------------------------------------------------------------------------------------------
+
+
+def pyramid_sizes(height: int, width: int, coarsest: int = 128) -> list[tuple[int, int]]:
+    """Sizes of the synthesis pyramid, coarsest first, each level twice the one before.
+
+    The number of levels makes the coarsest level's longest side closest to ``coarsest``
+    (512 -> 128, 256, 512; 300x500 -> 75x125, 150x250, 300x500; up to about 180 px: one level).
+
+    Examples
+    --------
+    >>> pyramid_sizes(512, 512)
+    [(128, 128), (256, 256), (512, 512)]
+    """
+    if height < 1 or width < 1 or coarsest < 1:
+        raise InputError(f"invalid pyramid request {height}x{width} at coarsest {coarsest}")
+    levels = max(1, round(math.log2(max(height, width) / coarsest)) + 1)
+    return [(max(1, round(height / 2**k)), max(1, round(width / 2**k)))
+            for k in reversed(range(levels))]
+
+
+def _shrink(image: Tensor, hole: Tensor, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    """Area-downscaled image and hole; a pixel is hole if any pixel under it was."""
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image, hole
+    small_hole = (F.interpolate(hole, size=size, mode="area") > 0).to(image.dtype)
+    return F.interpolate(image, size=size, mode="area"), small_hole
+
+
+def _resize(image: Tensor, size: tuple[int, int]) -> Tensor:
+    """Bicubic (antialiased when shrinking) resize to ``size``, clamped to [0, 1]."""
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    shrink = size[0] < image.shape[-2] or size[1] < image.shape[-1]
+    return F.interpolate(image, size=size, mode="bicubic", align_corners=False,
+                         antialias=shrink).clamp(0, 1)
+
+
+@dataclass
+class _Timing:
+    """Seconds spent per stage, for ``verbose``."""
+
+    content: float = 0.0
+    levels: list[tuple[tuple[int, int], int, float, float]] = field(default_factory=list)
+
+    def report(self) -> str:
+        lines = [f"neural_patch: content {self.content:.2f} s"]
+        for size, iterations, matching, total in self.levels:
+            lines.append(f"neural_patch: scale {size[0]}x{size[1]}: {iterations} iterations, "
+                         f"matching {matching:.2f} s, optimisation {total - matching:.2f} s")
+        whole = self.content + sum(level[3] for level in self.levels)
+        lines.append(f"neural_patch: total {whole:.2f} s")
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# The method
+# ---------------------------------------------------------------------------------------------
+
+
+class NeuralPatchInpainter(Inpainter):
+    """Fill holes by multi-scale neural patch synthesis [1]_.
+
+    Parameters
+    ----------
+    content : {"default", "pconv"}
+        Content network: ``default`` is holefill's Context-Encoder variant (128x128); ``pconv``
+        uses the partial-convolution U-Net (``holefill fill -m pconv``) instead.
+    weights : str, optional
+        Weights of the content network (a ``.safetensors`` file from ``holefill train content``, or
+        PConv weights with ``content="pconv"``). Default: the packaged file.
+    vgg_weights : str, optional
+        VGG-19 file (``vgg19_to_relu4_1.pth``); default ``$HOLEFILL_VGG_WEIGHTS``, else the
+        shared VGG-19.
+    iterations : int or sequence of int
+        L-BFGS iterations per scale: one number for every scale, or a list from the coarsest scale
+        on (scales past its end use its last entry). 0 skips the optimisation (content only).
+    alpha : float
+        Weight of the texture term (each layer's term is normalised, see
+        :class:`~holefill.nn.texture.TextureEnergy`).
+    beta : float
+        Weight of the total-variation term.
+    layers : sequence of str
+        VGG-19 layers of the texture term (``relu3_1``, ``relu4_1`` as in [1]_).
+    finest_layers : sequence of str, optional
+        Layers at the finest scale when the pyramid has several (fewer layers there is faster);
+        None: ``layers``.
+    match_every : int
+        L-BFGS iterations between two recomputations of the nearest patches.
+    coarsest : int
+        Longest side of the coarsest scale (about; see :func:`pyramid_sizes`).
+    max_sources : int
+        Most candidate source patches per layer (a thinned regular grid beyond).
+    device : str
+        ``cpu``, ``cuda`` or ``auto``.
+    verbose : bool
+        Print the time spent on the content network, matching and optimisation per scale.
+    strategy, max_side, margin, seed
+        See :class:`~holefill.inpainter.Inpainter`. ``crop`` (default) processes a window around
+        each hole region with the hole in its middle; windows are worked at most at ``max_side``
+        (512) px.
+
+    References
+    ----------
+    .. [1] C. Yang, X. Lu, Z. Lin, E. Shechtman, O. Wang and H. Li, "High-Resolution Image
+       Inpainting using Multi-Scale Neural Patch Synthesis", CVPR 2017.
+
+    Examples
+    --------
+    >>> import holefill, torch
+    >>> inpainter = holefill.create_inpainter("neural_patch", iterations=2)  # doctest: +SKIP
+    >>> image, hole = torch.rand(1, 3, 64, 64), torch.zeros(1, 1, 64, 64)  # doctest: +SKIP
+    >>> hole[..., 24:40, 24:40] = 1  # doctest: +SKIP
+    >>> inpainter.fill(image, hole).shape  # doctest: +SKIP
+    torch.Size([1, 3, 64, 64])
+    """
+
+    name = "neural_patch"
+    default_strategy = "crop"
+    default_max_side = 512
+
+    def __init__(self, *, content: str = "default", weights: str | None = None,
+                 vgg_weights: str | None = None,
+                 iterations: int | Sequence[int] = (20, 10, 4), alpha: float = 0.05,
+                 beta: float = 1.0, layers: Sequence[str] = ("relu3_1", "relu4_1"),
+                 finest_layers: Sequence[str] | None = ("relu3_1",), match_every: int = 5,
+                 coarsest: int = 128, max_sources: int = 4096, device: str = "cpu",
+                 verbose: bool = False, strategy: str | None = None,
+                 max_side: int | None = None, margin: int = 32, seed: int = 0) -> None:
+        super().__init__(strategy=strategy, max_side=max_side, margin=margin, seed=seed)
+        if content not in CONTENTS:
+            raise InputError(f"unknown content network {content!r}; use {' or '.join(CONTENTS)}")
+        self.iterations = _iteration_list(iterations)
+        if alpha < 0 or beta < 0:
+            raise InputError(f"alpha and beta must be >= 0, got {alpha} and {beta}")
+        if match_every < 1 or coarsest < 8 or max_sources < 1:
+            raise InputError("match_every and max_sources must be >= 1 and coarsest >= 8")
+        self.content, self.alpha, self.beta = content, float(alpha), float(beta)
+        self.layers = _layer_tuple(layers, "layers")
+        self.finest_layers = (self.layers if finest_layers is None
+                              else _layer_tuple(finest_layers, "finest_layers"))
+        self.match_every, self.coarsest = int(match_every), int(coarsest)
+        self.max_sources, self.verbose = int(max_sources), bool(verbose)
+        self.device = _resolve_device(device)
+        self.vgg_weights = self._vgg_path(vgg_weights)
+        self.content_model = self._load_content(weights)
+        for layer_set in {self.layers, self.finest_layers}:  # fail now on a missing layer
+            _feature_net(self.vgg_weights, layer_set, self.device)
+
+    def __repr__(self) -> str:
+        return (f"NeuralPatchInpainter(content={self.content!r}, iterations={self.iterations}, "
+                f"alpha={self.alpha}, beta={self.beta}, layers={self.layers}, "
+                f"device={str(self.device)!r}, strategy={self.strategy!r}, "
+                f"max_side={self.max_side})")
+
+    # -- setup ------------------------------------------------------------------------------
+    @staticmethod
+    def _vgg_path(explicit: str | None) -> Path | None:
+        from holefill.paths import default_local_vgg19, vgg_weights_path
+
+        chosen = vgg_weights_path(explicit)
+        if chosen is None and default_local_vgg19().is_file():
+            chosen = default_local_vgg19()
+        return chosen
+
+    def _load_content(self, weights: str | None):
+        if self.content == "pconv":
+            from holefill.methods.pconv import PConvInpainter
+
+            return PConvInpainter(weights=weights, device=str(self.device), strategy="resize")
+        path = Path(weights) if weights else default_weights_path()
+        if not path.is_file():
+            raise WeightsError(
+                f"no content-network weights: {path} not found; pass weights=FILE.safetensors "
+                "(--weights) or train one with `holefill train content`")
+        return _content_net(path, self.device)
+
+    # -- the algorithm ----------------------------------------------------------------------
+    def _fill(self, image: Tensor, hole: Tensor) -> Tensor:
+        return torch.cat([self._fill_single(image[i : i + 1], hole[i : i + 1])
+                          for i in range(image.shape[0])])
+
+    def _fill_single(self, image: Tensor, hole: Tensor) -> Tensor:
+        timing = _Timing()
+        image, hole = image.to(self.device), hole.to(self.device)
+        sizes = pyramid_sizes(*image.shape[-2:], coarsest=self.coarsest)
+        started = time.perf_counter()
+        result = self._predict_content(image, hole, sizes[0])
+        timing.content = time.perf_counter() - started
+        for index, size in enumerate(sizes):
+            known, level_hole = _shrink(image, hole, size)
+            start = torch.where(level_hole > 0.5, _resize(result, size), known)
+            layers = self.finest_layers if index == len(sizes) - 1 and index else self.layers
+            iterations = self.iterations[min(index, len(self.iterations) - 1)]
+            started = time.perf_counter()
+            result, matching = self._synthesize(start, level_hole, iterations, layers)
+            timing.levels.append((size, iterations, matching, time.perf_counter() - started))
+        if self.verbose:
+            print(timing.report(), file=sys.stderr, flush=True)
+        return result.to(image.dtype)
+
+    @torch.no_grad()
+    def _predict_content(self, image: Tensor, hole: Tensor, size: tuple[int, int]) -> Tensor:
+        """The content prediction at ``size``, known pixels composited back."""
+        if self.content == "pconv":
+            predicted = self.content_model.fill(image, hole)
+        else:
+            side = self.content_model.size
+            small, small_hole = _shrink(image, hole, (side, side))
+            if small.shape[-1] < side or small.shape[-2] < side:
+                small = _resize(small, (side, side))
+                small_hole = (F.interpolate(hole, size=(side, side), mode="nearest") > 0.5).float()
+            predicted = self.content_model(small, small_hole)
+        known, level_hole = _shrink(image, hole, size)
+        return torch.where(level_hole > 0.5, _resize(predicted.float(), size), known)
+
+    def _synthesize(self, start: Tensor, hole: Tensor, iterations: int,
+                    layers: tuple[str, ...]) -> tuple[Tensor, float]:
+        """L-BFGS on the hole pixels at one scale; returns the result and the matching time."""
+        from holefill.nn.texture import TextureEnergy, content_energy, tv_energy
+
+        if iterations <= 0 or not hole.any():
+            return start, 0.0
+        texture = TextureEnergy(_feature_net(self.vgg_weights, layers, self.device), layers,
+                                hole, max_sources=self.max_sources)
+        free = hole > 0.5
+        with torch.enable_grad():
+            pixels = start.detach().clone().requires_grad_(True)
+            optimizer = torch.optim.LBFGS([pixels], lr=1.0, max_iter=1, history_size=10,
+                                          tolerance_grad=0.0, tolerance_change=0.0,
+                                          line_search_fn="strong_wolfe")
+
+            def closure() -> Tensor:
+                optimizer.zero_grad()
+                x = torch.where(free, pixels, start)
+                energy = content_energy(x, start, hole)
+                if self.alpha:
+                    energy = energy + self.alpha * texture(x)
+                if self.beta:
+                    energy = energy + self.beta * tv_energy(x, hole)
+                energy.backward()
+                return energy
+
+            matching, done = 0.0, 0
+            while done < iterations:
+                started = time.perf_counter()
+                texture.update_matches(torch.where(free, pixels.detach(), start).clamp(0, 1))
+                matching += time.perf_counter() - started
+                steps = min(self.match_every, iterations - done)
+                optimizer.param_groups[0].update(max_iter=steps, max_eval=steps * 5 // 4)
+                optimizer.step(closure)
+                done += steps
+        result = torch.where(free, pixels.detach().clamp(0, 1), start)
+        return result, matching
+
+
+def _iteration_list(iterations: int | Sequence[int]) -> list[int]:
+    values = [iterations] if isinstance(iterations, int | float) else list(iterations)
+    if not values or any(int(v) != v or v < 0 for v in values):
+        raise InputError(f"iterations must be an integer >= 0 or a list of them, got {iterations!r}")
+    return [int(v) for v in values]
+
+
+def _layer_tuple(layers: Sequence[str], name: str) -> tuple[str, ...]:
+    if isinstance(layers, str):
+        layers = [part.strip() for part in layers.split(",") if part.strip()]
+    layers = tuple(layers)
+    if not layers:
+        raise InputError(f"{name} must name at least one VGG-19 layer (e.g. relu3_1)")
+    return layers

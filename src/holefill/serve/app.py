@@ -1,0 +1,487 @@
+"""The FastAPI application of ``holefill serve``: the painting page and the fill API.
+
+Endpoints
+---------
+``GET /``                the page (``static/index.html``): paint a mask, fill, compare, download.
+``GET /api/health``      liveness and queue state.
+``GET /api/methods``     the registered methods, their summaries and the options a client may set.
+``POST /api/inpaint``    multipart ``image`` + ``mask`` (white = hole), optional ``method`` and
+                         ``options`` (a JSON object) -> the filled image as PNG, same size as the image.
+``GET /docs``            the OpenAPI page.
+
+Safety: uploads are limited in bytes (the ``Content-Length`` header and the bytes actually read) and
+in pixels (read from the header before decoding); at most ``workers`` fills run at once and at most
+``queue_size`` more wait, later requests get 503 with ``Retry-After``. Requests are decoded from
+memory -- the multipart body is parsed here rather than by Starlette, which spools uploads over 1 MB
+to temporary files -- so the server writes nothing to disk and never opens a path a client names.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from holefill.api import default_method, fill_pixels, get_inpainter
+from holefill.errors import HolefillError, ImageTooLargeError, InputError
+from holefill.io import encode_image, read_image, read_mask
+from holefill.registry import describe_methods, method_options
+
+try:  # python-multipart >= 0.0.13 is imported as python_multipart
+    from python_multipart.exceptions import MultipartParseError
+    from python_multipart.multipart import MultipartParser, parse_options_header
+except ImportError:  # pragma: no cover - older python-multipart
+    from multipart.exceptions import MultipartParseError
+    from multipart.multipart import MultipartParser, parse_options_header
+
+logger = logging.getLogger("holefill.serve")
+
+MEGABYTE = 1024 * 1024
+#: Options a client may never set: they name files or hardware, chosen when the server starts.
+SERVER_ONLY_OPTIONS = frozenset({"weights", "vgg_weights", "device"})
+_SERVER_ONLY_SUFFIXES = ("weights", "_path", "_dir", "_file")
+_MAX_FORM_PARTS = 16
+
+
+@dataclass
+class ServeConfig:
+    """Settings of one server.
+
+    Parameters
+    ----------
+    method : str, optional
+        Method used when a request names none; default :func:`holefill.api.default_method`.
+    options : dict
+        Method options given when the server started (``--radius 5``, ``--device cuda``, ...);
+        applied to every method that accepts them. Clients may override those that are not
+        server-only.
+    max_upload_mb : float
+        Largest request body, in MiB.
+    max_pixels : int
+        Largest image (and mask), in pixels, checked on the file header before decoding.
+    workers : int
+        Fills running at once.
+    queue_size : int
+        Requests allowed to wait for a worker; beyond that the server answers 503.
+    """
+
+    method: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    max_upload_mb: float = 50.0
+    max_pixels: int = 40_000_000
+    workers: int = 1
+    queue_size: int = 4
+
+    def __post_init__(self) -> None:
+        if self.max_upload_mb <= 0:
+            raise InputError(f"max_upload_mb must be > 0, got {self.max_upload_mb}")
+        if self.max_pixels <= 0:
+            raise InputError(f"max_pixels must be > 0, got {self.max_pixels}")
+        if self.workers < 1:
+            raise InputError(f"workers must be >= 1, got {self.workers}")
+        if self.queue_size < 0:
+            raise InputError(f"queue_size must be >= 0, got {self.queue_size}")
+        self.method = self.method or default_method()
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * MEGABYTE)
+
+
+class ServerBusyError(HolefillError):
+    """Every worker is busy and the waiting line is full; retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class FillQueue:
+    """At most ``workers`` fills at once and ``waiting`` more in line; anyone else is turned away.
+
+    A request takes a :meth:`ticket` before it reads its upload (so a full server refuses at once,
+    without buffering the body) and holds it to the end; the fill itself runs inside :meth:`slot`,
+    which blocks the calling worker thread -- never the event loop -- until a worker is free.
+    Thread-based, so it works whatever event loop (or none) its callers run on.
+    """
+
+    def __init__(self, workers: int = 1, waiting: int = 4) -> None:
+        self.workers = workers
+        self.waiting = waiting
+        self._lock = threading.Lock()
+        self._admitted = 0
+        self._slots = threading.BoundedSemaphore(workers)
+        self._mean_seconds = 2.0  # running mean of fill times, for Retry-After
+
+    @property
+    def admitted(self) -> int:
+        """Requests holding a ticket now (running or waiting)."""
+        return self._admitted
+
+    def retry_after(self) -> int:
+        """Seconds after which a retry has a fair chance: the line's expected drain time."""
+        seconds = self._mean_seconds * max(1, self._admitted) / self.workers
+        return int(min(600, max(1, math.ceil(seconds))))
+
+    @contextmanager
+    def ticket(self) -> Iterator[None]:
+        """Enter the line, or raise :class:`ServerBusyError` when it is full."""
+        with self._lock:
+            if self._admitted >= self.workers + self.waiting:
+                raise ServerBusyError(
+                    f"the server is busy ({self.workers} running, {self.waiting} waiting); "
+                    "try again shortly", self.retry_after())
+            self._admitted += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._admitted -= 1
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        """Wait for a free worker (blocking this thread), run, and record the duration."""
+        with self._slots:
+            start = time.monotonic()
+            try:
+                yield
+            finally:
+                elapsed = time.monotonic() - start
+                with self._lock:
+                    self._mean_seconds = 0.7 * self._mean_seconds + 0.3 * elapsed
+
+
+# -- request parsing ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Part:
+    name: str = ""
+    filename: str | None = None
+    data: bytearray = field(default_factory=bytearray)
+
+
+class _FormCollector:
+    """Callbacks of python-multipart's streaming parser that keep every part in memory."""
+
+    def __init__(self) -> None:
+        self.parts: list[_Part] = []
+        self._header_field = b""
+        self._header_value = b""
+
+    def callbacks(self) -> dict[str, Any]:
+        return {"on_part_begin": self._part_begin, "on_part_data": self._part_data,
+                "on_header_field": self._field, "on_header_value": self._value,
+                "on_header_end": self._header_end}
+
+    def _part_begin(self) -> None:
+        if len(self.parts) >= _MAX_FORM_PARTS:
+            raise InputError(f"the form has more than {_MAX_FORM_PARTS} fields")
+        self.parts.append(_Part())
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        self.parts[-1].data.extend(data[start:end])
+
+    def _field(self, data: bytes, start: int, end: int) -> None:
+        self._header_field += data[start:end]
+
+    def _value(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def _header_end(self) -> None:
+        if self._header_field.lower() == b"content-disposition":
+            _, params = parse_options_header(self._header_value)
+            part = self.parts[-1]
+            part.name = params.get(b"name", b"").decode("utf-8", "replace")
+            if b"filename" in params:
+                part.filename = params[b"filename"].decode("utf-8", "replace")
+        self._header_field = b""
+        self._header_value = b""
+
+
+def _parse_form(body: bytes, content_type: str) -> dict[str, _Part]:
+    """Parse a ``multipart/form-data`` body held in memory into ``{field name: part}``."""
+    kind, params = parse_options_header(content_type)
+    if kind != b"multipart/form-data" or not params.get(b"boundary"):
+        raise HTTPException(415, "send multipart/form-data with the files 'image' and 'mask'")
+    collector = _FormCollector()
+    parser = MultipartParser(params[b"boundary"], collector.callbacks())
+    try:
+        parser.write(body)
+        parser.finalize()
+    except MultipartParseError as exc:
+        raise InputError(f"the request is not valid multipart/form-data ({exc})") from None
+    return {part.name: part for part in collector.parts}
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 past ``limit`` bytes (declared or actually sent)."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.strip().isdigit():
+            raise HTTPException(400, f"invalid Content-Length {declared!r}")
+        if int(declared) > limit:
+            raise HTTPException(413, _too_large(int(declared), limit))
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            raise HTTPException(413, _too_large(len(body), limit, at_least=True))
+    return bytes(body)
+
+
+def _too_large(size: int, limit: int, *, at_least: bool = False) -> str:
+    amount = f"{'more than ' if at_least else ''}{size / MEGABYTE:.1f} MB"
+    return (f"the upload is {amount}; this server accepts at most {limit / MEGABYTE:.1f} MB "
+            "(start it with a larger --max-upload-mb)")
+
+
+def _is_server_only(option: str) -> bool:
+    return option in SERVER_ONLY_OPTIONS or option.endswith(_SERVER_ONLY_SUFFIXES)
+
+
+def _client_options(text: str) -> dict[str, Any]:
+    """Parse the ``options`` field: a JSON object of plain values, no server-only options."""
+    if not text.strip():
+        return {}
+    try:
+        options = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"options must be a JSON object such as {{\"radius\": 5}} ({exc})") from None
+    if not isinstance(options, dict):
+        raise InputError(f"options must be a JSON object, not {type(options).__name__}")
+    fixed = sorted(name for name in options if _is_server_only(name))
+    if fixed:
+        raise InputError(f"option {', '.join(fixed)} can only be set when the server starts")
+    for name, value in options.items():
+        if not isinstance(value, str | int | float | bool | type(None)):
+            raise InputError(f"option {name} must be a number, a string, true/false or null")
+        if isinstance(value, str) and ("/" in value or "\\" in value):
+            raise InputError(f"option {name}: file paths cannot be given to the server")
+    return options
+
+
+@dataclass
+class _FillJob:
+    image: bytes
+    mask: bytes
+    method: str
+    options: dict[str, Any]
+
+
+def _text_field(form: dict[str, _Part], name: str) -> str:
+    part = form.get(name)
+    return part.data.decode("utf-8", "replace").strip() if part is not None else ""
+
+
+def _file_field(form: dict[str, _Part], name: str) -> bytes:
+    part = form.get(name)
+    if part is None or not part.data:
+        raise InputError(f"the request has no {name!r} file (multipart field {name!r})")
+    return bytes(part.data)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+# -- the fill service ----------------------------------------------------------------------------
+
+
+class FillService:
+    """Decodes an upload, runs the method and encodes the result, one request at a time per worker."""
+
+    def __init__(self, config: ServeConfig) -> None:
+        self.config = config
+        self.queue = FillQueue(config.workers, config.queue_size)
+        self._methods: dict[str, Any] | None = None
+
+    def methods(self) -> dict[str, Any]:
+        """What ``GET /api/methods`` answers; computed once (it imports every method's module)."""
+        if self._methods is None:
+            self._methods = _describe(self.config)
+        return self._methods
+
+    def job(self, form: dict[str, _Part]) -> _FillJob:
+        """Validate the form fields (method, options, files) without decoding the images."""
+        method = _text_field(form, "method") or self.config.method
+        client = _client_options(_text_field(form, "options"))
+        accepted = method_options(method)  # raises UnknownMethodError (422) for a bad name
+        unknown = sorted(set(client) - set(accepted))
+        if unknown:
+            settable = sorted(name for name in accepted if not _is_server_only(name))
+            raise InputError(f"method {method!r} has no option {', '.join(unknown)}; "
+                             f"options: {', '.join(settable) or '(none)'}")
+        options = {name: value for name, value in self.config.options.items() if name in accepted}
+        options.update(client)
+        return _FillJob(_file_field(form, "image"), _file_field(form, "mask"), method, options)
+
+    def run(self, job: _FillJob) -> bytes:
+        """Fill ``job`` as PNG bytes; blocks the calling thread until a worker is free."""
+        with self.queue.slot():
+            return self._fill(job)
+
+    def _fill(self, job: _FillJob) -> bytes:
+        limit = self.config.max_pixels
+        loaded = read_image(_named(job.image, "image"), max_pixels=limit)
+        hole = read_mask(_named(job.mask, "mask"), max_pixels=limit)
+        if hole.shape != loaded.size:
+            raise InputError(
+                f"the mask is {hole.shape[1]}x{hole.shape[0]} but the image is "
+                f"{loaded.size[1]}x{loaded.size[0]} pixels; they must be the same size")
+        if not hole.any():
+            raise InputError("the mask is empty: paint the area to fill in white")
+        try:
+            inpainter = get_inpainter(job.method, **job.options)
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, HolefillError):
+                raise
+            raise InputError(f"invalid options for {job.method}: {exc}") from None
+        filled = fill_pixels(loaded.pixels, hole, inpainter)
+        return encode_image(filled, "PNG", alpha=_alpha_like(loaded.alpha, filled),
+                            exif=loaded.exif or None, icc=loaded.icc)
+
+
+def _named(data: bytes, name: str) -> io.BytesIO:
+    """An in-memory file whose name makes decoding errors read "image: ..." or "mask: ..."."""
+    buffer = io.BytesIO(data)
+    buffer.name = name
+    return buffer
+
+
+def _alpha_like(alpha: np.ndarray | None, pixels: np.ndarray) -> np.ndarray | None:
+    if alpha is None or alpha.dtype == pixels.dtype:
+        return alpha
+    return (alpha // 257).astype(np.uint8) if pixels.dtype == np.uint8 else alpha
+
+
+# -- the application ----------------------------------------------------------------------------
+
+_INPAINT_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"multipart/form-data": {"schema": {
+            "type": "object",
+            "required": ["image", "mask"],
+            "properties": {
+                "image": {"type": "string", "format": "binary",
+                          "description": "the photograph (PNG, JPEG, WebP, BMP, TIFF)"},
+                "mask": {"type": "string", "format": "binary",
+                         "description": "same size as the image; white = hole"},
+                "method": {"type": "string", "description": "a name from /api/methods"},
+                "options": {"type": "string", "description": "JSON object of method options, "
+                            "e.g. {\"radius\": 5}"},
+            },
+        }}},
+    },
+}
+_INPAINT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"image/png": {}}, "description": "the filled image, same size as the input"},
+    413: {"description": "upload or image too large"},
+    415: {"description": "not multipart/form-data"},
+    422: {"description": "undecodable image, size mismatch, unknown method or option"},
+    503: {"description": "queue full; retry after the Retry-After header's seconds"},
+}
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, str | int | float | bool | type(None)):
+        return value
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return str(value)
+
+
+def _describe(config: ServeConfig) -> dict[str, Any]:
+    methods = []
+    for entry in describe_methods():
+        try:
+            options = method_options(entry.name)
+        except Exception as exc:  # noqa: BLE001 - one broken optional method must not hide others
+            logger.warning("method %s is unavailable: %s", entry.name, exc)
+            continue
+        settable = {name: {"default": _json_safe(spec["default"]), "type": spec["type"]}
+                    for name, spec in options.items() if not _is_server_only(name)}
+        methods.append({"name": entry.name, "summary": entry.summary, "options": settable,
+                        "server_options": sorted(n for n in options if _is_server_only(n))})
+    return {"default": config.method, "methods": methods,
+            "limits": {"max_upload_mb": config.max_upload_mb, "max_pixels": config.max_pixels}}
+
+
+def _page() -> str:
+    return resources.files("holefill.serve").joinpath("static/index.html").read_text("utf-8")
+
+
+def create_app(config: ServeConfig | None = None) -> FastAPI:
+    """Build the application. Models are loaded on the first fill (or by the CLI at start) and reused.
+
+    Parameters
+    ----------
+    config : ServeConfig, optional
+        Limits, default method and options; the defaults of :class:`ServeConfig` otherwise.
+    """
+    from holefill import __version__
+
+    config = config or ServeConfig()
+    service = FillService(config)
+    page = _page()
+    app = FastAPI(title="holefill", version=__version__,
+                  description="Fill holes in photographs. Masks: white = hole.")
+    app.state.service = service
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index() -> HTMLResponse:
+        return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
+
+    @app.get("/api/health", summary="liveness and queue state")
+    def health() -> dict[str, Any]:
+        queue = service.queue
+        return {"status": "ok", "version": __version__, "method": config.method,
+                "queue": {"workers": queue.workers, "waiting": queue.waiting,
+                          "admitted": queue.admitted}}
+
+    @app.get("/api/methods", summary="registered methods, summaries and options")
+    def methods() -> dict[str, Any]:
+        return service.methods()
+
+    @app.post("/api/inpaint", response_class=Response, summary="fill the white area of the mask",
+              openapi_extra=_INPAINT_OPENAPI, responses=_INPAINT_RESPONSES)
+    async def inpaint(request: Request) -> Response:
+        start = time.monotonic()
+        try:
+            with service.queue.ticket():
+                body = await _read_body(request, config.max_upload_bytes)
+                job = service.job(_parse_form(body, request.headers.get("content-type", "")))
+                del body
+                png = await run_in_threadpool(service.run, job)
+        except HTTPException:
+            raise
+        except ServerBusyError as exc:
+            raise HTTPException(503, _one_line(exc),
+                                headers={"Retry-After": str(exc.retry_after)}) from None
+        except ImageTooLargeError as exc:
+            raise HTTPException(413, _one_line(exc)) from None
+        except HolefillError as exc:
+            raise HTTPException(422, _one_line(exc)) from None
+        except Exception as exc:  # a bug or out of memory in a method: answer, keep serving
+            logger.exception("fill failed")
+            raise HTTPException(500, f"the fill failed: {_one_line(exc)}") from None
+        seconds = time.monotonic() - start
+        return Response(png, media_type="image/png", headers={
+            "Cache-Control": "no-store", "X-Holefill-Method": job.method,
+            "X-Holefill-Seconds": f"{seconds:.3f}"})
+
+    return app
