@@ -8,10 +8,12 @@ The two layers are timed alternately in the same run, and the median of the repe
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -45,7 +47,18 @@ def _time_once(step: Callable[[], None], device: torch.device) -> float:
 def _machine(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads"
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []
+    names = [line for line in lines if line.startswith("model name")]
+    model = names[0].split(":", 1)[1].strip() if names else platform.machine()
+    return f"{model}, {torch.get_num_threads()} torch threads, load average {_load()}"
+
+
+def _load() -> str:
+    try:
+        return " ".join(f"{value:.1f}" for value in os.getloadavg())
+    except OSError:
+        return "n/a"
 
 
 def main() -> None:

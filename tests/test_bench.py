@@ -276,6 +276,22 @@ def test_resume_skips_finished_rows(pairs_file, tmp_path, monkeypatch):
     ]
 
 
+def test_rerun_refills_a_method_whose_code_changed(pairs_file, tmp_path, monkeypatch):
+    out = tmp_path / "report"
+    assert _bench(out, "--pairs", str(pairs_file), "--grids", "0") == 0
+    monkeypatch.setattr(run, "method_fingerprint", lambda method: "changed")
+    calls = []
+    original = run.evaluate_task
+    monkeypatch.setattr(run, "evaluate_task", lambda w, i, m: calls.append(i) or original(w, i, m))
+    with pytest.warns(UserWarning, match="--rerun telea"):
+        assert _bench(out, "--pairs", str(pairs_file), "--grids", "0") == 0
+    assert calls == []
+    assert _bench(out, "--pairs", str(pairs_file), "--grids", "0", "--rerun", "telea") == 0
+    assert calls == [0, 1, 2, 3]
+    assert len(_results(out)) == 4
+    assert json.loads((out / "run.json").read_text())["code"]["telea"] == "changed"
+
+
 def test_interrupted_results_file_resumes(pairs_file, tmp_path):
     out = tmp_path / "report"
     assert _bench(out, "--pairs", str(pairs_file), "--grids", "0") == 0

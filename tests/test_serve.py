@@ -42,8 +42,10 @@ def _multipart(fields: dict[str, bytes]) -> tuple[bytes, str]:
     boundary = "holefill-test-boundary"
     chunks = []
     for name, value in fields.items():
-        chunks.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
-                      f'filename="{name}.png"\r\nContent-Type: image/png\r\n\r\n'.encode())
+        chunks.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+            f'filename="{name}.png"\r\nContent-Type: image/png\r\n\r\n'.encode()
+        )
         chunks.append(value + b"\r\n")
     chunks.append(f"--{boundary}--\r\n".encode())
     return b"".join(chunks), f"multipart/form-data; boundary={boundary}"
@@ -104,8 +106,11 @@ def test_health_page_and_openapi_docs(client):
 
 
 def test_fill_matches_opencv_telea_and_keeps_known_pixels(client, image, mask):
-    response = client.post("/api/inpaint", files=_files(_png(image), _png(mask)),
-                           data={"options": json.dumps({"radius": 5})})
+    response = client.post(
+        "/api/inpaint",
+        files=_files(_png(image), _png(mask)),
+        data={"options": json.dumps({"radius": 5})},
+    )
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "image/png"
     assert response.headers["x-holefill-method"] == "telea"
@@ -119,8 +124,9 @@ def test_fill_matches_opencv_telea_and_keeps_known_pixels(client, image, mask):
 
 
 def test_method_field_selects_another_method(client, image, mask):
-    response = client.post("/api/inpaint", files=_files(_png(image), _png(mask)),
-                           data={"method": "navier_stokes"})
+    response = client.post(
+        "/api/inpaint", files=_files(_png(image), _png(mask)), data={"method": "navier_stokes"}
+    )
     assert response.status_code == 200
     assert response.headers["x-holefill-method"] == "navier_stokes"
     reference = cv2.inpaint(image, (mask > 0).astype(np.uint8), 3, cv2.INPAINT_NS)
@@ -148,7 +154,9 @@ def test_exif_orientation_is_applied_to_image_and_mask_alike(client, image, mask
 def test_alpha_is_kept(client, image, mask):
     alpha = np.full(mask.shape, 200, np.uint8)
     alpha[:, :8] = 0
-    response = client.post("/api/inpaint", files=_files(_png(np.dstack([image, alpha])), _png(mask)))
+    response = client.post(
+        "/api/inpaint", files=_files(_png(np.dstack([image, alpha])), _png(mask))
+    )
     result = _decode(response.content)
     assert result.shape == (48, 64, 4) and np.array_equal(result[..., 3], alpha)
 
@@ -167,16 +175,21 @@ def test_upload_over_the_limit_is_413_by_header_and_by_bytes(image, mask):
 
         def chunks():  # no Content-Length: the server must count what it reads
             for start in range(0, len(body), 1000):
-                yield body[start:start + 1000]
+                yield body[start : start + 1000]
 
-        streamed = client.post("/api/inpaint", content=chunks(),
-                               headers={"content-type": content_type})
+        streamed = client.post(
+            "/api/inpaint", content=chunks(), headers={"content-type": content_type}
+        )
         assert "content-length" not in streamed.request.headers
         assert streamed.status_code == 413 and "more than" in _detail(streamed)
         small, small_type = _multipart({"image": _png(image[:8, :8]), "mask": _png(mask[:8, :8])})
         assert len(small) < 4096
-        assert client.post("/api/inpaint", content=small,
-                           headers={"content-type": small_type}).status_code == 422  # empty mask
+        assert (
+            client.post(
+                "/api/inpaint", content=small, headers={"content-type": small_type}
+            ).status_code
+            == 422
+        )  # empty mask
 
 
 def test_image_over_the_pixel_limit_is_413(image, mask):
@@ -186,21 +199,24 @@ def test_image_over_the_pixel_limit_is_413(image, mask):
     assert "3,072 pixels exceeds the limit of 1,000" in _detail(response)
 
 
-@pytest.mark.parametrize(("case", "expected"), [
-    ("mismatch", "the mask is 64x40 but the image is 64x48"),
-    ("bad_image", "image: not an image file"),
-    ("bad_mask", "mask: not an image file"),
-    ("truncated", "image:"),
-    ("empty_mask", "the mask is empty"),
-    ("full_mask", "covers the whole image"),
-    ("unknown_method", "unknown method 'nope'; available: "),
-    ("unknown_option", "has no option colour"),
-    ("server_option", "option weights can only be set when the server starts"),
-    ("path_value", "file paths cannot be given"),
-    ("bad_json", "options must be a JSON object"),
-    ("bad_value", "radius must be > 0"),
-    ("missing_mask", "no 'mask' file"),
-])
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("mismatch", "the mask is 64x40 but the image is 64x48"),
+        ("bad_image", "image: not an image file"),
+        ("bad_mask", "mask: not an image file"),
+        ("truncated", "image:"),
+        ("empty_mask", "the mask is empty"),
+        ("full_mask", "covers the whole image"),
+        ("unknown_method", "unknown method 'nope'; available: "),
+        ("unknown_option", "has no option colour"),
+        ("server_option", "option weights can only be set when the server starts"),
+        ("path_value", "file paths cannot be given"),
+        ("bad_json", "options must be a JSON object"),
+        ("bad_value", "radius must be > 0"),
+        ("missing_mask", "no 'mask' file"),
+    ],
+)
 def test_bad_requests_are_422_with_one_line(client, image, mask, case, expected):
     files = _files(_png(image), _png(mask))
     data = {}
@@ -293,8 +309,11 @@ def test_waiting_request_does_not_block_the_event_loop(image, mask):
     results: list[int] = []
     with TestClient(app) as client:
         with queue.slot():  # the worker is busy: the request must wait in a thread, not the loop
-            waiting = threading.Thread(target=lambda: results.append(client.post(
-                "/api/inpaint", files=_files(_png(image), _png(mask))).status_code))
+            waiting = threading.Thread(
+                target=lambda: results.append(
+                    client.post("/api/inpaint", files=_files(_png(image), _png(mask))).status_code
+                )
+            )
             waiting.start()
             deadline = time.monotonic() + 5
             while queue.admitted < 1 and time.monotonic() < deadline:
@@ -316,6 +335,7 @@ def test_concurrent_requests_wait_or_get_503_never_fail(image, mask):
     barrier = threading.Barrier(6)
     app = create_app(ServeConfig(method="telea", queue_size=1))
     with TestClient(app) as client:
+
         def post() -> None:
             barrier.wait(5)
             response = client.post("/api/inpaint", files=files)

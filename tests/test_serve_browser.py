@@ -26,14 +26,24 @@ from holefill.registry import list_methods  # noqa: E402
 from holefill.serve import ServeConfig, create_app  # noqa: E402
 from holefill.serve.cli import bind_socket, make_server, url_of  # noqa: E402
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def _chromium() -> str | None:
-    for candidate in (os.environ.get("HOLEFILL_CHROMIUM"), "/usr/bin/chromium",
-                      shutil.which("chromium"), shutil.which("chromium-browser")):
+    for candidate in (
+        os.environ.get("HOLEFILL_CHROMIUM"),
+        "/usr/bin/chromium",
+        shutil.which("chromium"),
+        shutil.which("chromium-browser"),
+    ):
         if candidate and Path(candidate).is_file():
             return candidate
     return None
@@ -65,8 +75,9 @@ def browser():
         pytest.skip("no Chromium installed (run .ci/install-browser)")
     with sync_api.sync_playwright() as playwright:
         try:
-            chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS,
-                                                  timeout=30_000)
+            chromium = playwright.chromium.launch(
+                executable_path=executable, args=CHROMIUM_ARGS, timeout=30_000
+            )
         except sync_api.Error as exc:
             pytest.skip(f"Chromium does not start here: {str(exc).splitlines()[0]}")
         yield chromium
@@ -75,8 +86,9 @@ def browser():
 
 @pytest.fixture
 def page(browser, server_url):
-    context = browser.new_context(viewport={"width": 1100, "height": 760}, device_scale_factor=1,
-                                  accept_downloads=True)
+    context = browser.new_context(
+        viewport={"width": 1100, "height": 760}, device_scale_factor=1, accept_downloads=True
+    )
     page = context.new_page()
     page.set_default_timeout(15_000)
     page.goto(server_url)
@@ -113,8 +125,9 @@ def _stroke(page, box: dict, size: tuple[int, int], points: list[tuple[float, fl
 
 
 def _set_brush(page, pixels: int) -> None:
-    page.eval_on_selector("#size", "(el, v) => { el.value = v; el.dispatchEvent(new Event('input')); }",
-                          str(pixels))
+    page.eval_on_selector(
+        "#size", "(el, v) => { el.value = v; el.dispatchEvent(new Event('input')); }", str(pixels)
+    )
 
 
 def _fill(page) -> str:
@@ -169,7 +182,7 @@ def test_paint_fill_compare_fill_again_and_download(page, tmp_path):
     half_width = 24 / scale / 2  # the brush, in image pixels
     under = first[97:104, 110:190].astype(int) - image[97:104, 110:190]
     assert np.abs(under).mean() > 8  # the noise under the stroke is smoothed away
-    far = np.r_[0:int(100 - half_width - 3), int(100 + half_width + 3):200]
+    far = np.r_[0 : int(100 - half_width - 3), int(100 + half_width + 3) : 200]
     assert np.array_equal(first[far], image[far])
     assert np.array_equal(first[:, :80], image[:, :80])
 
@@ -236,10 +249,26 @@ def test_screenshot(browser, tmp_path):
         shot = tmp_path / "serve.png"
         page.screenshot(path=str(shot))
         Image.open(shot).convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT).save(
-            target, optimize=True)
+            target, optimize=True
+        )
         assert Path(target).stat().st_size < 300_000
     finally:
         context.close()
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+def test_exif_rotated_photo_is_painted_upright(page, tmp_path):
+    """The browser and the server both apply EXIF orientation, so the painted mask fits."""
+    image = _textured_image(60, 90)  # stored 90 wide x 60 tall, shown 60 wide x 90 tall
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "rotated.jpg"
+    Image.fromarray(image).save(path, quality=95, exif=exif.tobytes())
+    box = _open(page, path)
+    assert box["height"] / box["width"] == pytest.approx(1.5, abs=0.03)
+    _stroke(page, box, (90, 60), [(20, 45), (40, 45)])
+    _fill(page)
+    _, result = _download(page)
+    assert result.shape == (90, 60, 3)

@@ -189,8 +189,8 @@ _STATE: dict = {}
 
 
 def _init_worker(setup: _WorkerSetup) -> None:
-    """Pool initializer: die with the parent, one thread, load the model once."""
-    _die_with_parent(setup.parent_pid)
+    """Pool initializer: die with the job, one thread, load the model once."""
+    _die_with_job(setup.parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     warnings.simplefilter("ignore")
     limit_threads()
@@ -201,23 +201,38 @@ def _init_worker(setup: _WorkerSetup) -> None:
         _STATE["fatal"] = describe_error(exc)
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """A worker must not outlive a killed job (it would write beside the re-run)."""
-    try:
+def _die_with_job(job_pid: int) -> None:
+    """A worker must not outlive a killed job (it would write beside the re-run).
+
+    The kernel kills the worker when its parent (the job, or the fork server, which exits with
+    the job) dies; a watcher thread covers systems without ``prctl``.
+    """
+    with contextlib.suppress(OSError, AttributeError):
         import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os._exit(1)
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    threading.Thread(target=_watch_job, args=(job_pid,), daemon=True).start()
 
 
-def _watch_parent(parent_pid: int) -> None:
-    while os.getppid() == parent_pid:
+def _watch_job(job_pid: int) -> None:
+    while True:
+        try:
+            os.kill(job_pid, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:  # alive, another user's: cannot be our job's pid reused
+            pass
         time.sleep(0.5)
-    os._exit(1)
+
+
+def _pool_context():
+    """Workers fork from a server that imported torch once: fast to start, no forked state."""
+    methods = multiprocessing.get_all_start_methods()
+    if "forkserver" not in methods:
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["holefill.batch.local", "torch", "cv2"])
+    return context
 
 
 def _work(item: BatchItem) -> tuple[ItemResult, str | None]:
@@ -319,7 +334,7 @@ def _run_pool(
 ) -> None:
     setup = _WorkerSetup(settings, store.location, overwrite, os.getpid())
     slots, stop = threading.Semaphore(2 * workers + 2), threading.Event()
-    context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch state
+    context = _pool_context()
     with _single_threaded_environment():
         pool = context.Pool(workers, initializer=_init_worker, initargs=(setup,))
     try:

@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, fields
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 
 from holefill.errors import HolefillError, InputError
@@ -80,10 +81,13 @@ def items_from_folders(
     (:func:`holefill.files.find_mask`). An image without a mask becomes an error row, not a
     failure of the whole job. Files under ``exclude`` (the output folder) are not inputs.
     """
-    if exclude is not None and any(Path(folder).resolve() == exclude.resolve()
-                                   for folder in images):
-        raise InputError(f"--out {exclude} must not be the --images folder; write the filled "
-                         "images to a folder of their own")
+    if exclude is not None and any(
+        Path(folder).resolve() == exclude.resolve() for folder in images
+    ):
+        raise InputError(
+            f"--out {exclude} must not be the --images folder; write the filled "
+            "images to a folder of their own"
+        )
     found = expand_images(images)
     if exclude is not None:
         found = [(path, rel) for path, rel in found if not _is_under(path, exclude)]
@@ -537,8 +541,10 @@ class ChunkedResultsLog(ResultsLog):
         self.store = store
         self.location = store.uri("results/")
         now = time.time()  # part names sort in time order: readers concatenate them sorted
-        self._run = (time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
-                     + f"{int(now * 1e6) % 1_000_000:06d}-{uuid.uuid4().hex[:6]}")
+        self._run = (
+            time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
+            + f"{int(now * 1e6) % 1_000_000:06d}-{uuid.uuid4().hex[:6]}"
+        )
         self._lines: list[str] = []
         self._part = 0
         self._last = time.monotonic()
@@ -565,7 +571,7 @@ class ChunkedResultsLog(ResultsLog):
 
 
 def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    return datetime.now().astimezone().isoformat(timespec="milliseconds")
 
 
 def read_results(location: str | os.PathLike) -> list[dict[str, str]]:

@@ -84,6 +84,18 @@ class FillActor:
         return {**batch, **out}
 
 
+def _actor_class(settings: FillSettings) -> type:
+    """``FillActor`` with ``settings`` built in (Ray pickles it whole: no constructor arguments
+    to keep alive in the object store for actor restarts)."""
+
+    class _SetUpFillActor(FillActor):
+        def __init__(self) -> None:
+            super().__init__(settings)
+
+    _SetUpFillActor.__name__ = _SetUpFillActor.__qualname__ = "FillActor"
+    return _SetUpFillActor
+
+
 def _plain(value):
     """A numpy scalar or None-like value of a batch column as a plain Python value."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
@@ -204,8 +216,7 @@ def _run_pipeline(
         )
     dataset = ray.data.from_items(pending, override_num_blocks=min(len(pending), MAX_BLOCKS))
     dataset = dataset.map_batches(
-        FillActor,
-        fn_constructor_args=(settings,),
+        _actor_class(settings),
         batch_size=1,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=size),

@@ -72,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="redo pairs recorded as errors (default: keep them)",
     )
+    run.add_argument(
+        "--rerun",
+        default="",
+        help="comma-separated methods whose earlier rows are refilled (after their code changed)",
+    )
     run.add_argument("--no-vgg", action="store_true", help="skip the VGG distance (faster)")
     run.add_argument(
         "--no-lpips", action="store_true", help="skip the real LPIPS even where it is installed"
@@ -176,6 +181,14 @@ def _pairs(args: argparse.Namespace, seed: int):
     )
 
 
+def _rerun(text: str, methods: list[str]) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    stray = [name for name in names if name not in methods]
+    if stray:
+        raise InputError(f"--rerun {', '.join(stray)}: not among --methods")
+    return names
+
+
 def config_from_args(args: argparse.Namespace):
     """A :class:`holefill.bench.run.BenchConfig` from parsed arguments."""
     from holefill.bench.run import BenchConfig
@@ -200,6 +213,7 @@ def config_from_args(args: argparse.Namespace):
         use_vgg=not args.no_vgg,
         use_lpips=not args.no_lpips,
         retry_errors=args.retry_errors,
+        rerun=_rerun(args.rerun, methods),
         progress=False if args.no_progress else None,
     )
 

@@ -15,6 +15,7 @@ import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -68,6 +69,7 @@ class BenchConfig:
     use_vgg: bool = True
     use_lpips: bool = True
     retry_errors: bool = False
+    rerun: tuple[str, ...] = ()  # methods whose earlier rows are discarded and refilled
     progress: bool | None = None  # None: tqdm decides (off when not a terminal)
 
     @property
@@ -140,10 +142,12 @@ def _resize(array: np.ndarray, shape: tuple[int, int], *, mask: bool) -> np.ndar
 class _Worker:
     """Builds each method's inpainter and the metrics once, then evaluates tasks."""
 
-    def __init__(self, config: BenchConfig, grid_indices: set[int]) -> None:
+    def __init__(
+        self, config: BenchConfig, grid_indices: set[int], metrics: MetricSuite | None = None
+    ) -> None:
         self.config = config
         self.grid_indices = grid_indices
-        self.metrics: MetricSuite = build_metrics(
+        self.metrics = metrics or build_metrics(
             config.vgg_weights, use_vgg=config.use_vgg, use_lpips=config.use_lpips
         )
         self._inpainters: dict[str, Any] = {}
@@ -339,7 +343,19 @@ def _run_record(config: BenchConfig, metric_columns: list[str]) -> dict[str, Any
         "border_distance": config.border_distance,
         "metrics": metric_columns,
         "methods": {name: _plain(opts) for name, opts in config.method_options.items()},
+        "code": {name: method_fingerprint(name) for name in config.methods},
     }
+
+
+def method_fingerprint(method: str) -> str:
+    """The first 12 hex digits of the sha256 of the method's module source."""
+    import hashlib
+    import inspect
+
+    from holefill.registry import get_method_class
+
+    source = Path(inspect.getfile(get_method_class(method))).read_bytes()
+    return hashlib.sha256(source).hexdigest()[:12]
 
 
 def _plain(value: Any) -> Any:
@@ -378,6 +394,16 @@ def _check_report_dir(config: BenchConfig, record: dict[str, Any]) -> dict[str, 
         )
     merged = dict(previous)
     merged["methods"] = {**previous["methods"], **record["methods"]}
+    merged["code"] = {**record["code"], **previous.get("code", {})}
+    for method in config.methods:
+        if method in config.rerun:
+            merged["code"][method] = record["code"][method]
+        elif merged["code"][method] != record["code"][method]:
+            warnings.warn(
+                f"the code of {method} changed since its rows in {out} were computed; pass "
+                f"--rerun {method} to refill them",
+                stacklevel=2,
+            )
     return merged
 
 
@@ -398,7 +424,11 @@ def run_bench(config: BenchConfig) -> RunOutcome:
 
     results_path = out / RESULTS_FILE
     existing = read_results(results_path)
-    done = {_row_key(row) for row in existing if row["status"] == "ok" or not config.retry_errors}
+    done = {
+        _row_key(row)
+        for row in existing
+        if row["method"] not in config.rerun and (row["status"] == "ok" or not config.retry_errors)
+    }
     tasks = [  # pair by pair, so each ground truth goes through the VGG once
         (index, method)
         for index, pair in enumerate(config.pairs)
@@ -411,7 +441,7 @@ def run_bench(config: BenchConfig) -> RunOutcome:
     try:
         disable = None if config.progress is None else not config.progress
         with tqdm(total=len(tasks), desc="bench", unit="fill", disable=disable) as bar:
-            for row in _evaluate_all(config, tasks, grid_indices):
+            for row in _evaluate_all(config, tasks, grid_indices, probe):
                 log.add(row)
                 new_rows.append(row)
                 bar.set_postfix_str(f"{row['method']} {row['status']}", refresh=False)
@@ -437,13 +467,17 @@ def run_bench(config: BenchConfig) -> RunOutcome:
 
 
 def _evaluate_all(
-    config: BenchConfig, tasks: list[tuple[int, str]], grid_indices: set[int]
+    config: BenchConfig,
+    tasks: list[tuple[int, str]],
+    grid_indices: set[int],
+    metrics: MetricSuite,
 ) -> Iterator[dict[str, str]]:
     """Rows of ``tasks`` as they finish: torch methods here, numpy methods in the pool."""
-    pooled = [task for task in tasks if config.workers > 1 and _in_pool(task[1])]
-    local = [task for task in tasks if task not in set(pooled)]
+    in_pool = {method: config.workers > 1 and _in_pool(method) for method in config.methods}
+    pooled = [task for task in tasks if in_pool[task[1]]]
+    local = [task for task in tasks if not in_pool[task[1]]]
     if local:
-        worker = _Worker(config, grid_indices)
+        worker = _Worker(config, grid_indices, metrics)
         for index, method in local:
             yield evaluate_task(worker, index, method)
     if not pooled:

@@ -35,14 +35,15 @@ from numba import njit
 from holefill.errors import InputError
 from holefill.inpainter import NumpyInpainter
 
-#: the pyramid stops once the hole is at most this many pixels from the known region
-_COARSEST_THICKNESS = 3.0
+#: the pyramid stops once no hole pixel is more than this many patch radii from the known region
+_COARSEST_THICKNESS = 4.0
 #: a coarse pixel is known if at least this fraction of its finer pixels is known
-_KNOWN_FRACTION = 0.5
+_KNOWN_FRACTION = 0.25
 #: the coarsest level is at least this many patch widths on its shorter side
 _MIN_SIDE_PATCHES = 4
+_VOTE_ON_UPSAMPLE = True
 #: voting weights exp(-d / (2 sigma^2)) take sigma^2 at this percentile of patch distances
-_SIGMA_PERCENTILE = 75.0
+_SIGMA_PERCENTILE = 100.0
 
 
 class PatchMatchInpainter(NumpyInpainter):
@@ -174,7 +175,7 @@ def _pyramid(image: np.ndarray, hole: np.ndarray, radius: int) -> list[_Level]:
     levels = [_level(image, hole, radius)]
     thickness = float(cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 3).max())
     min_side = _MIN_SIDE_PATCHES * (2 * radius + 1)
-    while thickness > _COARSEST_THICKNESS:
+    while thickness > _COARSEST_THICKNESS * radius:
         coarse_image, coarse_hole = _downsample(levels[-1].image, levels[-1].hole)
         coarse = _level(coarse_image, coarse_hole, radius)
         if min(coarse_hole.shape) < min_side or not coarse.source_ok.any() or not coarse_hole.any():
@@ -210,7 +211,13 @@ def _upsample(coarse_filled: np.ndarray, coarse_nnf: np.ndarray, level: _Level,
     height, width = level.hole.shape
     upscaled = cv2.resize(coarse_filled, (width, height), interpolation=cv2.INTER_LINEAR)
     filled = np.where(level.hole[..., None], upscaled, level.image).astype(np.float32)
-    nnf = _upsample_nnf(coarse_nnf, level.targets, level.source_ok, radius)
+    nnf, inherited = _upsample_nnf(coarse_nnf, level.targets, level.source_ok, radius)
+    if _VOTE_ON_UPSAMPLE and inherited.any():
+        # fine pixels from the inherited matches are sharper than the interpolated coarse fill
+        out = filled.copy()
+        _vote(_rows(filled), level.hole, level.targets, nnf, inherited.astype(np.float32), radius,
+              _rows(out))
+        filled = out
     return np.ascontiguousarray(filled), nnf
 
 
@@ -274,7 +281,7 @@ def _random_nnf(shape: tuple[int, int], targets: np.ndarray, source_ok: np.ndarr
 
 
 def _upsample_nnf(coarse_nnf: np.ndarray, targets: np.ndarray, source_ok: np.ndarray,
-                  radius: int) -> np.ndarray:
+                  radius: int) -> tuple[np.ndarray, np.ndarray]:
     """Each fine target takes its coarse parent's source, doubled, at the same sub-pixel phase.
 
     Targets whose parent had no match, or whose candidate is not a source, get a random source.
@@ -292,7 +299,7 @@ def _upsample_nnf(coarse_nnf: np.ndarray, targets: np.ndarray, source_ok: np.nda
     nnf = _random_nnf(source_ok.shape, targets, source_ok, seed=len(targets))
     nnf[rows[good], cols[good], 0] = source_rows[good]
     nnf[rows[good], cols[good], 1] = source_cols[good]
-    return nnf
+    return nnf, good
 
 
 def _vote_step(filled: np.ndarray, level: _Level, nnf: np.ndarray, distance: np.ndarray,

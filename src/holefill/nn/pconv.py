@@ -66,6 +66,8 @@ class PartialConv2d(nn.Conv2d):
         bias: bool = True,
         multi_channel: bool = False,
     ) -> None:
+        if isinstance(padding, str):
+            raise InputError("PartialConv2d takes a numeric padding, not 'same' or 'valid'")
         super().__init__(
             in_channels,
             out_channels,
@@ -75,8 +77,6 @@ class PartialConv2d(nn.Conv2d):
             dilation=dilation,
             bias=bias,
         )
-        if isinstance(padding, str):
-            raise InputError("PartialConv2d takes a numeric padding, not 'same' or 'valid'")
         self.multi_channel = multi_channel
         self.register_buffer("window_ones", torch.ones(1, 1, *self.kernel_size), persistent=False)
 

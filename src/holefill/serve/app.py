@@ -34,6 +34,7 @@ import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from holefill.api import default_method, fill_pixels, get_inpainter
 from holefill.errors import HolefillError, ImageTooLargeError, InputError
@@ -143,7 +144,9 @@ class FillQueue:
             if self._admitted >= self.workers + self.waiting:
                 raise ServerBusyError(
                     f"the server is busy ({self.workers} running, {self.waiting} waiting); "
-                    "try again shortly", self.retry_after())
+                    "try again shortly",
+                    self.retry_after(),
+                )
             self._admitted += 1
         try:
             yield
@@ -183,9 +186,13 @@ class _FormCollector:
         self._header_value = b""
 
     def callbacks(self) -> dict[str, Any]:
-        return {"on_part_begin": self._part_begin, "on_part_data": self._part_data,
-                "on_header_field": self._field, "on_header_value": self._value,
-                "on_header_end": self._header_end}
+        return {
+            "on_part_begin": self._part_begin,
+            "on_part_data": self._part_data,
+            "on_header_field": self._field,
+            "on_header_value": self._value,
+            "on_header_end": self._header_end,
+        }
 
     def _part_begin(self) -> None:
         if len(self.parts) >= _MAX_FORM_PARTS:
@@ -245,8 +252,10 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 def _too_large(size: int, limit: int, *, at_least: bool = False) -> str:
     amount = f"{'more than ' if at_least else ''}{size / MEGABYTE:.1f} MB"
-    return (f"the upload is {amount}; this server accepts at most {limit / MEGABYTE:.1f} MB "
-            "(start it with a larger --max-upload-mb)")
+    return (
+        f"the upload is {amount}; this server accepts at most {limit / MEGABYTE:.1f} MB "
+        "(start it with a larger --max-upload-mb)"
+    )
 
 
 def _is_server_only(option: str) -> bool:
@@ -260,7 +269,7 @@ def _client_options(text: str) -> dict[str, Any]:
     try:
         options = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"options must be a JSON object such as {{\"radius\": 5}} ({exc})") from None
+        raise InputError(f'options must be a JSON object such as {{"radius": 5}} ({exc})') from None
     if not isinstance(options, dict):
         raise InputError(f"options must be a JSON object, not {type(options).__name__}")
     fixed = sorted(name for name in options if _is_server_only(name))
@@ -323,8 +332,10 @@ class FillService:
         unknown = sorted(set(client) - set(accepted))
         if unknown:
             settable = sorted(name for name in accepted if not _is_server_only(name))
-            raise InputError(f"method {method!r} has no option {', '.join(unknown)}; "
-                             f"options: {', '.join(settable) or '(none)'}")
+            raise InputError(
+                f"method {method!r} has no option {', '.join(unknown)}; "
+                f"options: {', '.join(settable) or '(none)'}"
+            )
         options = {name: value for name, value in self.config.options.items() if name in accepted}
         options.update(client)
         return _FillJob(_file_field(form, "image"), _file_field(form, "mask"), method, options)
@@ -341,7 +352,8 @@ class FillService:
         if hole.shape != loaded.size:
             raise InputError(
                 f"the mask is {hole.shape[1]}x{hole.shape[0]} but the image is "
-                f"{loaded.size[1]}x{loaded.size[0]} pixels; they must be the same size")
+                f"{loaded.size[1]}x{loaded.size[0]} pixels; they must be the same size"
+            )
         if not hole.any():
             raise InputError("the mask is empty: paint the area to fill in white")
         try:
@@ -351,8 +363,13 @@ class FillService:
                 raise
             raise InputError(f"invalid options for {job.method}: {exc}") from None
         filled = fill_pixels(loaded.pixels, hole, inpainter)
-        return encode_image(filled, "PNG", alpha=_alpha_like(loaded.alpha, filled),
-                            exif=loaded.exif or None, icc=loaded.icc)
+        return encode_image(
+            filled,
+            "PNG",
+            alpha=_alpha_like(loaded.alpha, filled),
+            exif=loaded.exif or None,
+            icc=loaded.icc,
+        )
 
 
 def _named(data: bytes, name: str) -> io.BytesIO:
@@ -373,19 +390,31 @@ def _alpha_like(alpha: np.ndarray | None, pixels: np.ndarray) -> np.ndarray | No
 _INPAINT_OPENAPI: dict[str, Any] = {
     "requestBody": {
         "required": True,
-        "content": {"multipart/form-data": {"schema": {
-            "type": "object",
-            "required": ["image", "mask"],
-            "properties": {
-                "image": {"type": "string", "format": "binary",
-                          "description": "the photograph (PNG, JPEG, WebP, BMP, TIFF)"},
-                "mask": {"type": "string", "format": "binary",
-                         "description": "same size as the image; white = hole"},
-                "method": {"type": "string", "description": "a name from /api/methods"},
-                "options": {"type": "string", "description": "JSON object of method options, "
-                            "e.g. {\"radius\": 5}"},
-            },
-        }}},
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["image", "mask"],
+                    "properties": {
+                        "image": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "the photograph (PNG, JPEG, WebP, BMP, TIFF)",
+                        },
+                        "mask": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "same size as the image; white = hole",
+                        },
+                        "method": {"type": "string", "description": "a name from /api/methods"},
+                        "options": {
+                            "type": "string",
+                            "description": 'JSON object of method options, e.g. {"radius": 5}',
+                        },
+                    },
+                }
+            }
+        },
     },
 }
 _INPAINT_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -413,12 +442,24 @@ def _describe(config: ServeConfig) -> dict[str, Any]:
         except Exception as exc:  # noqa: BLE001 - one broken optional method must not hide others
             logger.warning("method %s is unavailable: %s", entry.name, exc)
             continue
-        settable = {name: {"default": _json_safe(spec["default"]), "type": spec["type"]}
-                    for name, spec in options.items() if not _is_server_only(name)}
-        methods.append({"name": entry.name, "summary": entry.summary, "options": settable,
-                        "server_options": sorted(n for n in options if _is_server_only(n))})
-    return {"default": config.method, "methods": methods,
-            "limits": {"max_upload_mb": config.max_upload_mb, "max_pixels": config.max_pixels}}
+        settable = {
+            name: {"default": _json_safe(spec["default"]), "type": spec["type"]}
+            for name, spec in options.items()
+            if not _is_server_only(name)
+        }
+        methods.append(
+            {
+                "name": entry.name,
+                "summary": entry.summary,
+                "options": settable,
+                "server_options": sorted(n for n in options if _is_server_only(n)),
+            }
+        )
+    return {
+        "default": config.method,
+        "methods": methods,
+        "limits": {"max_upload_mb": config.max_upload_mb, "max_pixels": config.max_pixels},
+    }
 
 
 def _page() -> str:
@@ -438,8 +479,11 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     config = config or ServeConfig()
     service = FillService(config)
     page = _page()
-    app = FastAPI(title="holefill", version=__version__,
-                  description="Fill holes in photographs. Masks: white = hole.")
+    app = FastAPI(
+        title="holefill",
+        version=__version__,
+        description="Fill holes in photographs. Masks: white = hole.",
+    )
     app.state.service = service
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -449,16 +493,28 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     @app.get("/api/health", summary="liveness and queue state")
     def health() -> dict[str, Any]:
         queue = service.queue
-        return {"status": "ok", "version": __version__, "method": config.method,
-                "queue": {"workers": queue.workers, "waiting": queue.waiting,
-                          "admitted": queue.admitted}}
+        return {
+            "status": "ok",
+            "version": __version__,
+            "method": config.method,
+            "queue": {
+                "workers": queue.workers,
+                "waiting": queue.waiting,
+                "admitted": queue.admitted,
+            },
+        }
 
     @app.get("/api/methods", summary="registered methods, summaries and options")
     def methods() -> dict[str, Any]:
         return service.methods()
 
-    @app.post("/api/inpaint", response_class=Response, summary="fill the white area of the mask",
-              openapi_extra=_INPAINT_OPENAPI, responses=_INPAINT_RESPONSES)
+    @app.post(
+        "/api/inpaint",
+        response_class=Response,
+        summary="fill the white area of the mask",
+        openapi_extra=_INPAINT_OPENAPI,
+        responses=_INPAINT_RESPONSES,
+    )
     async def inpaint(request: Request) -> Response:
         start = time.monotonic()
         try:
@@ -469,9 +525,12 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
                 png = await run_in_threadpool(service.run, job)
         except HTTPException:
             raise
+        except ClientDisconnect:
+            raise HTTPException(400, "the client disconnected during the upload") from None
         except ServerBusyError as exc:
-            raise HTTPException(503, _one_line(exc),
-                                headers={"Retry-After": str(exc.retry_after)}) from None
+            raise HTTPException(
+                503, _one_line(exc), headers={"Retry-After": str(exc.retry_after)}
+            ) from None
         except ImageTooLargeError as exc:
             raise HTTPException(413, _one_line(exc)) from None
         except HolefillError as exc:
@@ -480,8 +539,14 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
             logger.exception("fill failed")
             raise HTTPException(500, f"the fill failed: {_one_line(exc)}") from None
         seconds = time.monotonic() - start
-        return Response(png, media_type="image/png", headers={
-            "Cache-Control": "no-store", "X-Holefill-Method": job.method,
-            "X-Holefill-Seconds": f"{seconds:.3f}"})
+        return Response(
+            png,
+            media_type="image/png",
+            headers={
+                "Cache-Control": "no-store",
+                "X-Holefill-Method": job.method,
+                "X-Holefill-Seconds": f"{seconds:.3f}",
+            },
+        )
 
     return app

@@ -16,20 +16,33 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="holefill serve",
         description="A local web page to paint a mask over a photo and fill it, and the HTTP API "
-                    "behind it (OpenAPI at /docs).")
+        "behind it (OpenAPI at /docs).",
+    )
     server = parser.add_argument_group("server")
-    server.add_argument("--host", default="127.0.0.1",
-                        help="address to bind (127.0.0.1: this computer only; 0.0.0.0: the network)")
+    server.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (127.0.0.1: this computer only; 0.0.0.0: the network)",
+    )
     server.add_argument("--port", type=int, default=8080, help="port (8080; 0 picks a free one)")
-    server.add_argument("--max-upload-mb", type=float, default=50.0,
-                        help="largest request body in MB (50)")
-    server.add_argument("--max-pixels", type=int, default=40_000_000,
-                        help="largest image in pixels (40 megapixels)")
-    server.add_argument("--queue-size", type=int, default=4,
-                        help="requests that may wait while one fills; more get 503 (4)")
-    server.add_argument("--log-level", default="warning",
-                        choices=("critical", "error", "warning", "info", "debug"),
-                        help="uvicorn's log level (warning; info logs every request)")
+    server.add_argument(
+        "--max-upload-mb", type=float, default=50.0, help="largest request body in MB (50)"
+    )
+    server.add_argument(
+        "--max-pixels", type=int, default=40_000_000, help="largest image in pixels (40 megapixels)"
+    )
+    server.add_argument(
+        "--queue-size",
+        type=int,
+        default=4,
+        help="requests that may wait while one fills; more get 503 (4)",
+    )
+    server.add_argument(
+        "--log-level",
+        default="warning",
+        choices=("critical", "error", "warning", "info", "debug"),
+        help="uvicorn's log level (warning; info logs every request)",
+    )
     server.add_argument("--open", action="store_true", help="open the page in a web browser")
     add_method_arguments(parser)
     return parser
@@ -58,8 +71,14 @@ def make_server(app: Any, *, log_level: str = "warning"):
     """A ``uvicorn.Server`` for ``app``; call ``.run(sockets=[bind_socket(...)])``."""
     import uvicorn
 
-    return uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=log_level in (
-        "info", "debug"), timeout_graceful_shutdown=5))
+    return uvicorn.Server(
+        uvicorn.Config(
+            app,
+            log_level=log_level,
+            access_log=log_level in ("info", "debug"),
+            timeout_graceful_shutdown=5,
+        )
+    )
 
 
 def url_of(sock: socket.socket) -> str:
@@ -76,23 +95,33 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from holefill.serve.app import ServeConfig, create_app
     except ImportError as exc:
-        raise HolefillError(f"`holefill serve` needs the serve extra: pip install 'holefill[serve]' "
-                            f"({exc})") from None
+        raise HolefillError(
+            f"`holefill serve` needs the serve extra: pip install 'holefill[serve]' ({exc})"
+        ) from None
     from holefill.api import get_inpainter
 
-    config = ServeConfig(method=args.method, options=method_options_from_args(args),
-                         max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels,
-                         queue_size=args.queue_size)
+    config = ServeConfig(
+        method=args.method,
+        options=method_options_from_args(args),
+        max_upload_mb=args.max_upload_mb,
+        max_pixels=args.max_pixels,
+        queue_size=args.queue_size,
+    )
     get_inpainter(config.method, **config.options)  # fail now on a bad method, load models once
     app = create_app(config)
     app.state.service.methods()  # import every method now, so the page opens at once
     sock = bind_socket(args.host, args.port)
     url = url_of(sock)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"holefill: warning: listening on {args.host}: anyone who can reach this machine can "
-              "use the server", file=sys.stderr)
-    print(f"holefill: serving {config.method} at {url}  (API docs: {url}docs; Ctrl+C to stop)",
-          flush=True)
+        print(
+            f"holefill: warning: listening on {args.host}: anyone who can reach this machine can "
+            "use the server",
+            file=sys.stderr,
+        )
+    print(
+        f"holefill: serving {config.method} at {url}  (API docs: {url}docs; Ctrl+C to stop)",
+        flush=True,
+    )
     if args.open:
         import webbrowser
 

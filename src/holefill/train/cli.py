@@ -8,14 +8,16 @@ Usage::
 
 The same ``pconv`` command runs data-parallel under ``torchrun --nproc_per_node N -m
 holefill.train.cli pconv ...``. With ``--resume`` the run continues from its latest checkpoint
-(a fresh start when there is none), its configuration taken from ``RUN_DIR/config.yaml`` unless
-``--config`` is given; ``key=value`` overrides (for example a new ``optim.max_minutes``) still apply.
+(a fresh start when there is none) with the configuration saved in ``RUN_DIR/config.yaml`` (a
+``--config`` file is then ignored); ``key=value`` overrides, ``--data`` and ``--val`` still apply
+(for example a new ``optim.max_minutes`` or ``optim.finetune_from_step``).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from holefill.errors import HolefillError
@@ -54,16 +56,20 @@ def resolve_config(args: argparse.Namespace):
     """The run's configuration from the saved/YAML base, the path flags and the overrides."""
     from holefill.train.config import load_config, read_yaml
 
-    base = None
+    base, config_file = None, args.config
     saved = Path(args.out) / "config.yaml"
-    if args.resume and args.config is None and saved.is_file():
+    if args.resume and saved.is_file():  # continue the run as it was configured
         base = read_yaml(saved)
+        if config_file is not None:
+            warnings.warn(f"--config {config_file} is ignored with --resume: the run keeps "
+                          f"{saved}; change keys with key=value overrides", stacklevel=2)
+        config_file = None
     paths = {}
     if args.data is not None:
         paths["train_dir"] = str(Path(args.data).resolve())
     if args.val is not None:
         paths["val_dir"] = str(Path(args.val).resolve())
-    return load_config(args.config, args.overrides, base=base, values={"data": paths})
+    return load_config(config_file, args.overrides, base=base, values={"data": paths})
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -88,6 +88,8 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     amp: AmpMode = "bf16"  #: autocast dtype on CUDA (the CPU always trains in float32)
+    #: run the loss's feature network under autocast too (its terms are still summed in float32)
+    amp_loss: bool = False
     channels_last: bool = True  #: on CUDA only
     compile: bool = False  #: torch.compile the network
     ckpt_every: int = 1000  #: steps between checkpoints; 0 = only by time and at the end

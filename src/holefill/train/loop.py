@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from holefill.errors import InputError, WeightsError
+from holefill.errors import HolefillError, InputError, WeightsError
 from holefill.train import checkpoint as ckpt
 from holefill.train import distributed as ddp
 from holefill.train.config import TrainConfig, save_config
@@ -195,6 +195,7 @@ class Trainer:
         self.cuda = self.device.type == "cuda"
         self.amp_dtype = _AMP_DTYPES.get(config.amp) if self.cuda else None
         self.stop_signal = False
+        self.compile_checked = False
         checkpoint_path = self._checkpoint_to_resume(resume)
         self._seed_everything()
         self._build_model(vgg_weights)
@@ -281,6 +282,7 @@ class Trainer:
         """
         if self.cuda and self.config.channels_last:
             self.net.to(memory_format=torch.channels_last)
+            self.loss_fn.to(memory_format=torch.channels_last)
         self._set_train_mode()
         self.model = ddp.wrap_model(self.net, self.context)
         if self.config.compile:
@@ -334,6 +336,43 @@ class Trainer:
             valid = valid.contiguous(memory_format=torch.channels_last)
         return image, valid
 
+    def _losses(self, image: torch.Tensor, valid: torch.Tensor,
+                model: torch.nn.Module | None = None) -> dict[str, torch.Tensor]:
+        """The network under autocast (CUDA), the loss in float32 unless ``amp_loss``."""
+        autocast = (torch.autocast("cuda", dtype=self.amp_dtype) if self.amp_dtype
+                    else contextlib.nullcontext())
+        loss_in_autocast = self.config.amp_loss and self.amp_dtype is not None
+        with autocast:
+            output = (model or self.model)(image, valid)
+            if loss_in_autocast:
+                return self.loss_fn(output, image, valid)
+        return self.loss_fn(output.float(), image, valid)
+
+    def _check_compiled_gradients(self, image: torch.Tensor, valid: torch.Tensor) -> None:
+        """Refuse a compiled network whose gradients disagree with eager mode's.
+
+        torch.compile has been seen to return near-zero gradients for this network on CUDA (a run
+        that never learned); one extra step on the first batch catches that before a lease is spent.
+        Single process only (under DDP the compiled gradients are averaged over ranks).
+        """
+        self.compile_checked = True
+        if self.context.enabled:
+            return
+        saved = {name: value.clone() for name, value in self.net.state_dict().items()}
+        gradients = []
+        for model in (self.net, self.model):
+            self.optimizer.zero_grad(set_to_none=True)
+            self._losses(image, valid, model)["total"].backward()
+            gradients.append(torch.cat([p.grad.float().flatten() for p in self.net.parameters()
+                                        if p.grad is not None]))
+        self.net.load_state_dict(saved)  # the two passes moved the batch-norm statistics
+        self.optimizer.zero_grad(set_to_none=True)
+        eager, compiled = gradients
+        error = ((compiled - eager).norm() / eager.norm().clamp_min(1e-12)).item()
+        if not error < 0.5:
+            raise HolefillError(f"torch.compile gives wrong gradients for this network here "
+                                f"(relative error {error:.2f} against eager mode); set compile=false")
+
     def _train_step(self) -> torch.Tensor:
         """One Adam update; the detached loss terms in :data:`LOSS_KEYS` order."""
         if self._finetuning(self.step) and not self._finetuning(self.step - 1):
@@ -341,11 +380,9 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self._lr(self.step)
         image, valid = self._next_batch()
-        autocast = (torch.autocast("cuda", dtype=self.amp_dtype) if self.amp_dtype
-                    else contextlib.nullcontext())
-        with autocast:
-            output = self.model(image, valid)
-        losses = self.loss_fn(output.float(), image, valid)  # the loss in float32
+        if self.config.compile and not self.compile_checked:
+            self._check_compiled_gradients(image, valid)
+        losses = self._losses(image, valid)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(losses["total"]).backward()
         if self.config.optim.grad_clip:

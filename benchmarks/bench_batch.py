@@ -1,0 +1,272 @@
+"""``holefill batch`` throughput and memory: local 1 and 2 workers against Ray with 2 CPUs.
+
+Photos: the first ``--count`` (200) shared ImageNet validation photos, resized to 512x512 (bicubic)
+and written once as JPEG (quality 95) to a temp folder; masks: shared NVIDIA irregular masks
+(512x512, Liu et al. 2018), mask ``i`` for photo ``i``. Each configuration runs as
+``python -m holefill batch`` in a fresh output folder, for ``telea`` and a heavy method
+(``--method``, default ``biharmonic``):
+
+* local, 1 worker (the reference); local, 2 workers; ray, 2 CPUs (a local Ray started by the job).
+
+Figures per run: the job's own throughput (start-up included, from its summary line), the steady
+throughput (images finished from 10% into the job to the last, over that time, from the results
+log's millisecond timestamps: start-up and ramp excluded), and the peak RSS summed over the job's process tree (sampled every 0.2 s
+from /proc). Then ``telea`` with 2 local workers runs on ``--many`` (1,000) items (the photos reused
+with other masks) to show that the peak RSS does not grow with the collection.
+
+Bars: 2 workers >= 1.7x one worker (heavy method, steady); Ray within 15% of local (2 workers,
+steady); peak RSS at 1,000 items within 15% of 200.
+
+Run::
+
+    python benchmarks/bench_batch.py                     # about 10-15 minutes on 2 cores
+    python benchmarks/bench_batch.py --count 60 --many 300 --method patchmatch
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from PIL import Image
+
+from holefill.paths import shared_dir
+from holefill.registry import list_methods
+
+SIZE = 512
+CONFIGS = (("local", 1), ("local", 2), ("ray", 2))
+
+
+@dataclass
+class Run:
+    method: str
+    engine: str
+    workers: int
+    items: int
+    job_throughput: float
+    steady_throughput: float
+    peak_rss_mib: float
+    seconds: float
+
+
+def machine() -> str:
+    cpu = platform.machine()
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    versions = [f"Python {platform.python_version()}"]
+    for name in ("torch", "ray", "pyarrow"):
+        try:
+            versions.append(f"{name} {__import__(name).__version__}")
+        except ImportError:
+            versions.append(f"{name} missing")
+    return (
+        f"{cpu}; {len(os.sched_getaffinity(0))} cores; {memory:.0f} GiB RAM; "
+        f"{platform.platform()}; " + ", ".join(versions)
+    )
+
+
+def prepare(folder: Path, count: int, many: int) -> tuple[Path, Path]:
+    """Photos at 512² (written once) and manifests of ``count`` and ``many`` items."""
+    photos = sorted((shared_dir() / "data" / "val" / "imagenet256").glob("*"))[:count]
+    masks = sorted((shared_dir() / "data" / "masks" / "nvidia_irregular").glob("*.png"))
+    if len(photos) < count or len(masks) < many:
+        raise SystemExit(f"need {count} photos and {many} masks under {shared_dir()}")
+    images = folder / "images"
+    images.mkdir(parents=True)
+    for index, photo in enumerate(photos):
+        resized = Image.open(photo).convert("RGB").resize((SIZE, SIZE), Image.BICUBIC)
+        resized.save(images / f"{index:04d}.jpg", quality=95)
+    return (
+        _manifest(folder / f"jobs{count}.csv", images, masks, count, count),
+        _manifest(folder / f"jobs{many}.csv", images, masks, count, many),
+    )
+
+
+def _manifest(path: Path, images: Path, masks: list[Path], photos: int, items: int) -> Path:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image", "mask", "output"])
+        for index in range(items):
+            writer.writerow(
+                [images / f"{index % photos:04d}.jpg", masks[index], f"{index:05d}.png"]
+            )
+    return path
+
+
+def _tree_rss(root: int) -> int:
+    """Resident memory (bytes) of ``root`` and all its descendants."""
+    parents, rss = {}, {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        pid = int(entry.name)
+        parents[pid] = int(stat.rsplit(")", 1)[1].split()[1])
+        line = next((x for x in status.splitlines() if x.startswith("VmRSS:")), "VmRSS: 0 kB")
+        rss[pid] = int(line.split()[1]) * 1024
+    tree, frontier = {root}, [root]
+    while frontier:
+        frontier = [pid for pid, parent in parents.items() if parent in frontier]
+        tree.update(frontier)
+    return sum(rss.get(pid, 0) for pid in tree)
+
+
+def _steady(results: Path) -> float:
+    """Images per second from the item finishing 10% into the job to the last (no start-up)."""
+    with open(results, newline="") as handle:
+        times = sorted(
+            datetime.fromisoformat(row["finished"]).timestamp()
+            for row in csv.DictReader(handle)
+            if row["status"] == "ok"
+        )
+    first = len(times) // 10
+    span = times[-1] - times[first] if times else 0.0
+    return (len(times) - 1 - first) / span if span > 0 else 0.0
+
+
+def run(manifest: Path, out: Path, method: str, engine: str, workers: int, items: int) -> Run:
+    command = [
+        sys.executable,
+        "-m",
+        "holefill",
+        "batch",
+        "--manifest",
+        str(manifest),
+        "--out",
+        str(out),
+        "--method",
+        method,
+        "--engine",
+        engine,
+        "--workers",
+        str(workers),
+        "--no-progress",
+    ]
+    start = time.perf_counter()
+    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = [0]
+
+    def sample() -> None:
+        while job.poll() is None:
+            peak[0] = max(peak[0], _tree_rss(job.pid))
+            time.sleep(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    stdout, stderr = job.communicate()
+    sampler.join()
+    seconds = time.perf_counter() - start
+    if job.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed ({job.returncode}):\n{stderr[-2000:]}")
+    summary = stdout.strip().splitlines()[-1]
+    job_throughput = float(summary.rsplit("(", 1)[1].split()[0])
+    return Run(
+        method,
+        engine,
+        workers,
+        items,
+        job_throughput,
+        _steady(out / "results.csv"),
+        peak[0] / 2**20,
+        seconds,
+    )
+
+
+def _print_run(result: Run) -> None:
+    print(
+        f"{result.method:12s} {result.engine:6s} {result.workers:>7d} {result.items:>6d} "
+        f"{result.job_throughput:>10.2f} {result.steady_throughput:>10.2f} "
+        f"{result.peak_rss_mib:>10.0f} {result.seconds:>8.1f}",
+        flush=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    heavy = "biharmonic" if "biharmonic" in list_methods() else "patchmatch"
+    parser.add_argument("--method", default=heavy, help=f"the heavy method ({heavy})")
+    parser.add_argument("--count", type=int, default=200, help="photos (200)")
+    parser.add_argument("--many", type=int, default=1000, help="items of the memory run (1000)")
+    parser.add_argument("--skip-ray", action="store_true", help="local runs only")
+    args = parser.parse_args(argv)
+
+    print(f"machine: {machine()}")
+    print(f"load average before: {os.getloadavg()}")
+    folder = Path(tempfile.mkdtemp(prefix="holefill-bench-batch-"))
+    try:
+        small, large = prepare(folder, args.count, args.many)
+        print(
+            f"{'method':12s} {'engine':6s} {'workers':>7s} {'items':>6s} {'job img/s':>10s} "
+            f"{'steady':>10s} {'peak MiB':>10s} {'wall s':>8s}",
+            flush=True,
+        )
+        results: dict[tuple[str, str, int, int], Run] = {}
+        for method in ("telea", args.method):
+            for engine, workers in CONFIGS:
+                if engine == "ray" and args.skip_ray:
+                    continue
+                out = folder / f"out-{method}-{engine}-{workers}"
+                result = run(small, out, method, engine, workers, args.count)
+                results[method, engine, workers, args.count] = result
+                _print_run(result)
+                shutil.rmtree(out)
+        many = run(large, folder / "out-many", "telea", "local", 2, args.many)
+        results["telea", "local", 2, args.many] = many
+        _print_run(many)
+        _report(results, args)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    print(f"load average after: {os.getloadavg()}")
+    return 0
+
+
+def _report(results: dict, args: argparse.Namespace) -> None:
+    print("\nratios (steady throughput):")
+    for method in ("telea", args.method):
+        one, two = results[method, "local", 1, args.count], results[method, "local", 2, args.count]
+        line = f"  {method:12s} local 2 workers / 1 worker = {two.steady_throughput / one.steady_throughput:.2f}x"
+        if not args.skip_ray:
+            ray = results[method, "ray", 2, args.count]
+            line += f"; ray / local (2) = {ray.steady_throughput / two.steady_throughput:.2f}"
+            line += f" (job incl. start-up {ray.job_throughput / two.job_throughput:.2f})"
+        print(line)
+    small = results["telea", "local", 2, args.count].peak_rss_mib
+    large = results["telea", "local", 2, args.many].peak_rss_mib
+    print(
+        f"peak RSS, telea local 2 workers: {args.count} items {small:.0f} MiB, {args.many} items "
+        f"{large:.0f} MiB (ratio {large / small:.2f})"
+    )
+    heavy_one = results[args.method, "local", 1, args.count].steady_throughput
+    heavy_two = results[args.method, "local", 2, args.count].steady_throughput
+    print(
+        f"bars: 2 workers >= 1.7x ({args.method}): {heavy_two / heavy_one >= 1.7}; "
+        f"peak RSS flat (<= 1.15x): {large / small <= 1.15}",
+        end="",
+    )
+    if not args.skip_ray:
+        ray = results[args.method, "ray", 2, args.count].steady_throughput
+        print(f"; ray within 15% of local ({args.method}): {abs(ray / heavy_two - 1) <= 0.15}")
+    else:
+        print()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
