@@ -41,6 +41,15 @@ def photo_dir(tmp_path):
     return folder
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one thread is faster than two on a shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # -- the networks ------------------------------------------------------------------------------
 
 

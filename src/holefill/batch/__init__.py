@@ -161,9 +161,9 @@ def run_batch(job: BatchJob) -> BatchSummary:
     start = time.perf_counter()
     store = open_store(job.out)
     summary = BatchSummary()
+    source = _item_source(job, store)  # usage errors here, before anything is written
     with store.lock():
         store.remove_stale_temps()
-        source = _item_source(job, store)
         show = job.progress and job.engine == "local"  # Ray Data draws its own progress
         with (
             store.results_log() as log,

@@ -218,10 +218,8 @@ def _watch_job(job_pid: int) -> None:
     while True:
         try:
             os.kill(job_pid, 0)
-        except ProcessLookupError:
+        except (ProcessLookupError, PermissionError):  # gone (or its pid reused by another user)
             os._exit(1)
-        except PermissionError:  # alive, another user's: cannot be our job's pid reused
-            pass
         time.sleep(0.5)
 
 

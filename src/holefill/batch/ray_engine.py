@@ -67,7 +67,7 @@ class FillActor:
             "data": [],
         }
         for index in range(len(batch["image"])):
-            item = BatchItem(**{key: _plain(values[index]) for key, values in batch.items()})
+            item = _row_item({key: _plain(values[index]) for key, values in batch.items()})
             start = time.perf_counter()
             try:
                 filled = fill_item(item, self.settings)

@@ -42,6 +42,8 @@ _KNOWN_FRACTION = 0.25
 #: the coarsest level is at least this many patch widths on its shorter side
 _MIN_SIDE_PATCHES = 4
 _VOTE_ON_UPSAMPLE = True
+_EM_PER_DEPTH = 1
+_SWEEPS_PER_DEPTH = 0
 #: voting weights exp(-d / (2 sigma^2)) take sigma^2 at this percentile of patch distances
 _SIGMA_PERCENTILE = 100.0
 
@@ -124,7 +126,8 @@ def complete(image: np.ndarray, hole: np.ndarray, *, patch_size: int = 7, em_ite
         level = pyramid[depth]
         if depth < len(pyramid) - 1:
             filled, nnf = _upsample(filled, nnf, level, radius)
-        filled, nnf = _em(filled, level, radius, nnf, em_iterations + depth, search_iterations,
+        filled, nnf = _em(filled, level, radius, nnf, em_iterations + _EM_PER_DEPTH * depth,
+                          min(search_iterations + _SWEEPS_PER_DEPTH * depth, 7),
                           seed + 7919 * depth)
     return np.where(hole[..., None], filled, image).astype(np.float32)
 

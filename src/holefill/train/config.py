@@ -140,15 +140,11 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tu
         Unknown key, wrong value type, unreadable file.
     """
     tree = TrainConfig().to_dict()
-    if base is not None:
-        _merge(tree, base, "")
-    if path is not None:
-        _merge(tree, read_yaml(path), "")
-    if values is not None:
-        _merge(tree, values, "")
-    for item in overrides:
-        keys, value = parse_override(item)
-        _merge(tree, _nest(keys, value), "")
+    updates = [base, read_yaml(path) if path is not None else None, values]
+    updates += [_nest(*parse_override(item)) for item in overrides]
+    for update in updates:
+        if update is not None:
+            _merge(tree, update, "", tree)
     return _build(TrainConfig, tree, "")
 
 
@@ -203,26 +199,40 @@ def _nest(keys: list[str], value: Any) -> dict[str, Any]:
     return value
 
 
-def _merge(tree: dict[str, Any], update: dict[str, Any], prefix: str) -> None:
+def _merge(tree: dict[str, Any], update: dict[str, Any], prefix: str,
+           root: dict[str, Any]) -> None:
     """Merge ``update`` into ``tree`` in place; only keys the tree has are allowed."""
     for key, value in update.items():
         name = f"{prefix}{key}"
         if key not in tree:
-            raise InputError(f"unknown config key {name!r}{_suggest(str(key), tree, prefix)}")
+            raise InputError(f"unknown config key {name!r}{_suggest(str(key), tree, prefix, root)}")
         if isinstance(tree[key], dict):
             if not isinstance(value, dict):
                 raise InputError(f"config key {name!r} is a section; give its keys "
                                  f"({', '.join(tree[key])}), not {value!r}")
-            _merge(tree[key], value, f"{name}.")
+            _merge(tree[key], value, f"{name}.", root)
         else:
             tree[key] = value
 
 
-def _suggest(key: str, tree: dict[str, Any], prefix: str) -> str:
+def _suggest(key: str, tree: dict[str, Any], prefix: str, root: dict[str, Any]) -> str:
+    elsewhere = [path for path in _leaf_paths(root, "") if path.rsplit(".", 1)[-1] == key]
+    if elsewhere:  # max_minutes=4 -> optim.max_minutes
+        return f"; did you mean {elsewhere[0]!r}?"
     close = difflib.get_close_matches(key, list(tree), n=1)
     if close:
         return f"; did you mean {prefix + close[0]!r}?"
     return f"; keys here: {', '.join(prefix + k for k in tree)}"
+
+
+def _leaf_paths(tree: dict[str, Any], prefix: str) -> list[str]:
+    paths = []
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            paths += _leaf_paths(value, f"{prefix}{key}.")
+        else:
+            paths.append(f"{prefix}{key}")
+    return paths
 
 
 def _build(cls: type, values: dict[str, Any], prefix: str):

@@ -584,7 +584,8 @@ def _parser() -> argparse.ArgumentParser:
                "`holefill train content export RUN -o FILE.safetensors` exports a run.")
     parser.add_argument("--data", help="folder of training photos (searched recursively)")
     parser.add_argument("--val", help="folder of validation photos")
-    parser.add_argument("--config", help="YAML config (any subset of the config tree)")
+    parser.add_argument("--config", help="YAML config (any subset of the config tree) or a "
+                        "packaged recipe name (content_default)")
     parser.add_argument("--out", required=True, help="run folder (checkpoints, logs, export)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the run folder's latest checkpoint")
@@ -616,6 +617,16 @@ def _shorthands(args: argparse.Namespace, overrides: list[str]) -> list[str]:
     return kept
 
 
+def _config_path(name: str | None) -> Path | None:
+    """A YAML file, or the name of a recipe in ``holefill/configs`` (``content_default``)."""
+    if name is None or Path(name).is_file():
+        return None if name is None else Path(name)
+    packaged = Path(__file__).resolve().parents[1] / "configs" / f"{name}.yaml"
+    if packaged.is_file():
+        return packaged
+    raise InputError(f"config {name!r} is neither a file nor a packaged recipe (content_default)")
+
+
 def _train_from_args(argv: list[str]) -> int:
     args, extra = _parser().parse_known_args(argv)
     extra = _shorthands(args, extra)
@@ -628,7 +639,8 @@ def _train_from_args(argv: list[str]) -> int:
     base = read_yaml(saved) if args.resume and args.config is None and saved.is_file() else None
     paths = {key: str(Path(value).resolve()) for key, value in
              (("train_dir", args.data), ("val_dir", args.val)) if value is not None}
-    config = load_content_config(args.config, extra, base=base, values={"data": paths})
+    config = load_content_config(_config_path(args.config), extra, base=base,
+                                 values={"data": paths})
     result = train_content(config, args.out, resume=args.resume, device=args.device)
     if result.validation:
         print("validation PSNR " + ", ".join(f"{label} {v['psnr']:.2f} dB"

@@ -343,7 +343,7 @@ class Trainer:
                     else contextlib.nullcontext())
         loss_in_autocast = self.config.amp_loss and self.amp_dtype is not None
         with autocast:
-            output = (model or self.model)(image, valid)
+            output = (self.model if model is None else model)(image, valid)
             if loss_in_autocast:
                 return self.loss_fn(output, image, valid)
         return self.loss_fn(output.float(), image, valid)
