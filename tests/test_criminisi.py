@@ -224,7 +224,8 @@ def test_options_are_registered_and_checked():
     assert options["patch_size"]["default"] == 9
     assert options["search_radius"]["default"] == 80
     assert options["strategy"]["default"] is None
-    for bad in ({"patch_size": 8}, {"patch_size": 0}, {"search_radius": -1}, {"size": 9}):
+    for bad in ({"patch_size": 8}, {"patch_size": 0}, {"patch_size": 9.0}, {"search_radius": -1},
+                {"search_radius": "80"}, {"size": 9}):
         with pytest.raises(InputError):
             create_inpainter("criminisi", **bad)
     with pytest.raises(InputError):

@@ -3,7 +3,10 @@
 The hole is filled one patch at a time. Every pixel ``p`` on the fill front (a hole pixel with a
 known 4-neighbour) gets a priority ``P(p) = C(p) * D(p)``: the confidence term ``C(p)`` is the summed
 confidence of the known pixels in the patch ``Ψp`` divided by the patch area, and the data term
-``D(p) = |∇I⊥p · np| / α`` rewards fronts that a strong isophote (line of equal intensity) runs into.
+``D(p) = |∇I⊥p · np| / α`` rewards fronts that a strong isophote (line of equal intensity) runs into
+(α = 1 for images in [0, 1], the paper's 255 for 8-bit ones; the isophote is the strongest known
+gradient in ``Ψp``, turned by 90°, and ``np`` the unit normal to the front). ``D`` gets a floor of
+10⁻³ so that flat fronts are still ordered by confidence.
 The front pixel of highest priority is filled by copying, into the unknown part of its patch, the
 fully known source patch whose pixels best match (least sum of squared differences) the known part.
 Filled pixels inherit the confidence of the patch that filled them, and the loop repeats.
@@ -130,8 +133,9 @@ class CriminisiInpainter(NumpyInpainter):
 
 # -- checks and set-up ---------------------------------------------------------------------------
 def _check_options(patch_size: int, search_radius: int) -> None:
-    if isinstance(patch_size, bool) or not isinstance(patch_size, (int, np.integer)):
-        raise InputError(f"patch_size must be an odd integer, got {patch_size!r}")
+    for name, value in (("patch_size", patch_size), ("search_radius", search_radius)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise InputError(f"{name} must be an integer, got {value!r}")
     if patch_size < 1 or patch_size % 2 == 0:
         raise InputError(f"patch_size must be an odd integer >= 1, got {patch_size}")
     if search_radius < 0:
@@ -170,6 +174,13 @@ def _usable_patch(hole: np.ndarray, half: int) -> tuple[int, np.ndarray]:
 
 # -- priority terms ------------------------------------------------------------------------------
 @numba.njit(cache=True, nogil=True)
+def _box(row, col, reach, height, width):
+    """Inclusive (top, bottom, left, right) of the pixels within ``reach`` of (row, col), clipped."""
+    return (max(row - reach, 0), min(row + reach, height - 1),
+            max(col - reach, 0), min(col + reach, width - 1))
+
+
+@numba.njit(cache=True, nogil=True)
 def _is_front(hole, row, col):
     """A hole pixel with a known 4-neighbour inside the image."""
     height, width = hole.shape
@@ -182,9 +193,7 @@ def _is_front(hole, row, col):
 @numba.njit(cache=True, nogil=True)
 def _confidence_term(confidence, hole, row, col, half):
     """C(p): summed confidence of the known pixels of the patch over its area (clipped at borders)."""
-    height, width = hole.shape
-    top, bottom = max(row - half, 0), min(row + half, height - 1)
-    left, right = max(col - half, 0), min(col + half, width - 1)
+    top, bottom, left, right = _box(row, col, half, hole.shape[0], hole.shape[1])
     total = 0.0
     for r in range(top, bottom + 1):
         for c in range(left, right + 1):
@@ -243,10 +252,10 @@ def _front_normal(hole, row, col):
 @numba.njit(cache=True, nogil=True)
 def _data_term(grad_row, grad_col, hole, row, col, half):
     """D(p) = |∇I⊥ · n| with α = 1 for a [0, 1] image; the isophote is the strongest known one in Ψp."""
-    height, width = hole.shape
+    top, bottom, left, right = _box(row, col, half, hole.shape[0], hole.shape[1])
     best, iso_row, iso_col = -1.0, 0.0, 0.0
-    for r in range(max(row - half, 0), min(row + half, height - 1) + 1):
-        for c in range(max(col - half, 0), min(col + half, width - 1) + 1):
+    for r in range(top, bottom + 1):
+        for c in range(left, right + 1):
             strength = grad_row[r, c] ** 2 + grad_col[r, c] ** 2
             if not hole[r, c] and strength > best:
                 best, iso_row, iso_col = strength, grad_row[r, c], grad_col[r, c]
@@ -268,13 +277,13 @@ def _priority(confidence, grad_row, grad_col, hole, row, col, half):
 @numba.njit(cache=True, nogil=True)
 def _target_pixels(image, hole, row, col, half):
     """Offsets and colours of the known pixels of the (border-clipped) target patch."""
-    height, width = hole.shape
+    top, bottom, left, right = _box(row, col, half, hole.shape[0], hole.shape[1])
     size = (2 * half + 1) ** 2
     offsets = np.empty((size, 2), dtype=np.int64)
     colours = np.empty((size, 3), dtype=np.float32)
     count = 0
-    for r in range(max(row - half, 0), min(row + half, height - 1) + 1):
-        for c in range(max(col - half, 0), min(col + half, width - 1) + 1):
+    for r in range(top, bottom + 1):
+        for c in range(left, right + 1):
             if not hole[r, c]:
                 offsets[count, 0], offsets[count, 1] = r - row, c - col
                 colours[count] = image[r, c]
@@ -337,10 +346,10 @@ def _best_exemplar(image, hole, valid, row, col, half, radius):
 @numba.njit(cache=True, nogil=True)
 def _copy_patch(image, grey, hole, confidence, row, col, source_row, source_col, half, value):
     """Copy the source patch into the unknown pixels of the target; return how many were filled."""
-    height, width = hole.shape
+    top, bottom, left, right = _box(row, col, half, hole.shape[0], hole.shape[1])
     filled = 0
-    for r in range(max(row - half, 0), min(row + half, height - 1) + 1):
-        for c in range(max(col - half, 0), min(col + half, width - 1) + 1):
+    for r in range(top, bottom + 1):
+        for c in range(left, right + 1):
             if hole[r, c]:
                 image[r, c] = image[source_row + r - row, source_col + c - col]
                 grey[r, c] = (image[r, c, 0] + image[r, c, 1] + image[r, c, 2]) / 3.0
@@ -361,26 +370,26 @@ def _grow_valid(hole, valid, row, col, half):
 
 
 @numba.njit(cache=True, nogil=True)
-def _refresh(grey, hole, confidence, grad_row, grad_col, priority, row_best, row_best_col,
-             row, col, half):
-    """Recompute what a copy at (row, col) can change: gradients, priorities, per-row maxima.
-
-    ``row < 0`` refreshes everything.
-    """
+def _refresh_gradients(grey, hole, grad_row, grad_col, row, col, half):
+    """Recompute the gradients a copy at (row, col) can change (all of them when ``row < 0``)."""
     height, width = hole.shape
-    everything = row < 0
-    reach = half + 1  # gradients read one pixel beyond the copied patch
-    top, bottom = (0, height - 1) if everything else (max(row - reach, 0),
-                                                      min(row + reach, height - 1))
-    left, right = (0, width - 1) if everything else (max(col - reach, 0),
-                                                     min(col + reach, width - 1))
+    top, bottom, left, right = (_box(row, col, half + 1, height, width) if row >= 0
+                                else (0, height - 1, 0, width - 1))
     for r in range(top, bottom + 1):
         for c in range(left, right + 1):
             grad_row[r, c], grad_col[r, c] = _gradient_at(grey, hole, r, c)
-    reach += half  # a priority reads its whole patch
-    if not everything:
-        top, bottom = max(row - reach, 0), min(row + reach, height - 1)
-        left, right = max(col - reach, 0), min(col + reach, width - 1)
+
+
+@numba.njit(cache=True, nogil=True)
+def _refresh_priorities(confidence, grad_row, grad_col, hole, priority, row_best, row_best_col,
+                        row, col, half):
+    """Recompute the priorities a copy at (row, col) can change, and those rows' maxima.
+
+    A priority reads its patch, whose gradients read one pixel further: the reach is 2 half + 1.
+    """
+    height, width = hole.shape
+    top, bottom, left, right = (_box(row, col, 2 * half + 1, height, width) if row >= 0
+                                else (0, height - 1, 0, width - 1))
     for r in range(top, bottom + 1):
         for c in range(left, right + 1):
             priority[r, c] = _priority(confidence, grad_row, grad_col, hole, r, c, half)
@@ -397,8 +406,9 @@ def _fill_loop(image, hole, valid, half, radius, search_filled):
     grad_row, grad_col = np.zeros((height, width)), np.zeros((height, width))
     priority = np.full((height, width), -1.0)
     row_best, row_best_col = np.full(height, -1.0), np.zeros(height, dtype=np.int64)
-    _refresh(grey, hole, confidence, grad_row, grad_col, priority, row_best, row_best_col,
-             -1, -1, half)
+    _refresh_gradients(grey, hole, grad_row, grad_col, -1, -1, half)
+    _refresh_priorities(confidence, grad_row, grad_col, hole, priority, row_best, row_best_col,
+                        -1, -1, half)
     remaining = hole.sum()
     while remaining > 0:
         row = np.argmax(row_best)  # first maximum in raster order: deterministic ties
@@ -413,5 +423,6 @@ def _fill_loop(image, hole, valid, half, radius, search_filled):
                                  half, value)
         if search_filled:
             _grow_valid(hole, valid, row, col, half)
-        _refresh(grey, hole, confidence, grad_row, grad_col, priority, row_best, row_best_col,
-                 row, col, half)
+        _refresh_gradients(grey, hole, grad_row, grad_col, row, col, half)
+        _refresh_priorities(confidence, grad_row, grad_col, hole, priority, row_best,
+                            row_best_col, row, col, half)

@@ -36,16 +36,17 @@ from holefill.errors import InputError
 from holefill.inpainter import NumpyInpainter
 
 #: the pyramid stops once no hole pixel is more than this many patch radii from the known region
-_COARSEST_THICKNESS = 4.0
+_COARSEST_THICKNESS = 6.0
 #: a coarse pixel is known if at least this fraction of its finer pixels is known
 _KNOWN_FRACTION = 0.25
 #: the coarsest level is at least this many patch widths on its shorter side
 _MIN_SIDE_PATCHES = 4
 _VOTE_ON_UPSAMPLE = True
-_EM_PER_DEPTH = 1
-_SWEEPS_PER_DEPTH = 0
+_EM_PER_DEPTH = 2
+_COARSEST_EM = 8
+_SWEEPS_PER_DEPTH = 1
 #: voting weights exp(-d / (2 sigma^2)) take sigma^2 at this percentile of patch distances
-_SIGMA_PERCENTILE = 100.0
+_SIGMA_PERCENTILE = 50.0
 
 
 class PatchMatchInpainter(NumpyInpainter):
@@ -126,7 +127,10 @@ def complete(image: np.ndarray, hole: np.ndarray, *, patch_size: int = 7, em_ite
         level = pyramid[depth]
         if depth < len(pyramid) - 1:
             filled, nnf = _upsample(filled, nnf, level, radius)
-        filled, nnf = _em(filled, level, radius, nnf, em_iterations + _EM_PER_DEPTH * depth,
+        iterations = em_iterations + _EM_PER_DEPTH * depth
+        if depth == len(pyramid) - 1:
+            iterations = max(iterations, _COARSEST_EM)
+        filled, nnf = _em(filled, level, radius, nnf, iterations,
                           min(search_iterations + _SWEEPS_PER_DEPTH * depth, 7),
                           seed + 7919 * depth)
     return np.where(hole[..., None], filled, image).astype(np.float32)
@@ -403,7 +407,9 @@ def _patchmatch(rows, source_ok, targets, radius, iterations, seed, nnf, distanc
 
 @njit(cache=True)
 def _vote(rows, hole, targets, nnf, weights, radius, out):
-    """Weighted average, per hole pixel, of what every matched patch covering it says."""
+    """Weighted average, per hole pixel, of what every matched patch covering it says.
+
+"""
     height, width = hole.shape
     total = np.zeros((height, 3 * width), np.float32)
     weight_sum = np.zeros((height, width), np.float32)
