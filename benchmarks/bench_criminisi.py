@@ -24,6 +24,8 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import platform
 import time
@@ -40,8 +42,11 @@ from holefill import create_inpainter
 from holefill.paths import shared_dir
 
 #: (photo, NVIDIA mask, side); masks have hole ratios 0.09-0.10 at 512², border=1 for 01201/01307
-PAIRS_256 = [("imagenet256/0001.jpg", "00034.png"), ("imagenet256/0100.jpg", "00243.png"),
-             ("imagenet256/0200.jpg", "01201.png")]
+PAIRS_256 = [
+    ("imagenet256/0001.jpg", "00034.png"),
+    ("imagenet256/0100.jpg", "00243.png"),
+    ("imagenet256/0200.jpg", "01201.png"),
+]
 PAIRS_512 = [("cbsd68/101085.png", "00360.png"), ("cbsd68/102061.png", "01307.png")]
 
 
@@ -69,7 +74,7 @@ def load_pair(photo: str, mask: str, side: int) -> tuple[np.ndarray, np.ndarray]
         size = (max(side, round(width * scale)), max(side, round(height * scale)))
         bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
         top, left = (bgr.shape[0] - side) // 2, (bgr.shape[1] - side) // 2
-        bgr = bgr[top:top + side, left:left + side]
+        bgr = bgr[top : top + side, left : left + side]
     mask = cv2.imread(str(data / "masks" / "nvidia_irregular" / mask), cv2.IMREAD_GRAYSCALE)
     mask = cv2.resize(mask, (side, side), interpolation=cv2.INTER_NEAREST)
     return np.ascontiguousarray(bgr[:, :, ::-1]), mask > 127
@@ -101,7 +106,8 @@ def run_reference(rgb: np.ndarray, hole: np.ndarray, patch_size: int) -> Result:
         reference.cv2 = _OpenCV4Points()
     inpainter = reference.Inpainter(patch_size=patch_size, show_progress_bar=False)
     bgr = np.ascontiguousarray(rgb[:, :, ::-1])
-    out, seconds, cpu_seconds = timed(inpainter.inpaint, bgr, hole.astype(np.uint8) * 255)
+    with contextlib.redirect_stdout(io.StringIO()):  # its hidden progress bar still prints lines
+        out, seconds, cpu_seconds = timed(inpainter.inpaint, bgr, hole.astype(np.uint8) * 255)
     return Result(seconds, cpu_seconds, psnr(rgb, out[:, :, ::-1] / 255.0, hole))
 
 
@@ -131,9 +137,11 @@ def warm_up() -> None:
 
 def machine() -> str:
     load = ", load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs{load}; "
-            f"Python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}, "
-            f"OpenCV {cv2.__version__}, torch threads {torch.get_num_threads()}")
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs{load}; "
+        f"Python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}, "
+        f"OpenCV {cv2.__version__}, torch threads {torch.get_num_threads()}"
+    )
 
 
 def main() -> None:
@@ -145,28 +153,36 @@ def main() -> None:
 
     with_reference = not args.no_reference and reference_available()
     if not with_reference and not args.no_reference:
-        print("reference not installed: pip install --no-deps exemplar-based-inpainting==0.2.0 rich")
-    pairs = [(p, m, 256) for p, m in PAIRS_256[:1 if args.quick else None]]
-    pairs += [(p, m, 512) for p, m in PAIRS_512[:1 if args.quick else None]]
+        print(
+            "reference not installed: pip install --no-deps exemplar-based-inpainting==0.2.0 rich"
+        )
+    pairs = [(p, m, 256) for p, m in PAIRS_256[: 1 if args.quick else None]]
+    pairs += [(p, m, 512) for p, m in PAIRS_512[: 1 if args.quick else None]]
     configs = {"holefill": {}, "holefill full search": {"search_radius": 0, "strategy": "original"}}
     print(f"machine: {machine()}")
     print(f"patch size {args.patch_size} for every implementation; times exclude numba compilation")
     warm_up()
 
-    print(f"{'pair':<34} {'hole':>5} {'implementation':<21} {'wall s':>7} {'CPU s':>7} "
-          f"{'PSNR dB':>7} {'speed-up':>8} {'dPSNR':>6}")
+    print(
+        f"{'pair':<34} {'hole':>5} {'implementation':<21} {'wall s':>7} {'CPU s':>7} "
+        f"{'PSNR dB':>7} {'speed-up':>8} {'dPSNR':>6}"
+    )
     summary: dict[str, list[tuple[float, float]]] = {name: [] for name in configs}
     for photo, mask_file, side in pairs:
         rgb, hole = load_pair(photo, mask_file, side)
         label = f"{side}² {Path(photo).name}+{mask_file}"
         reference = run_reference(rgb, hole, args.patch_size) if with_reference else None
         if reference is not None:
-            print(f"{label:<34} {hole.mean():5.1%} {'reference':<21} {reference.seconds:7.2f} "
-                  f"{reference.cpu_seconds:7.2f} {reference.psnr:7.2f}")
+            print(
+                f"{label:<34} {hole.mean():5.1%} {'reference':<21} {reference.seconds:7.2f} "
+                f"{reference.cpu_seconds:7.2f} {reference.psnr:7.2f}"
+            )
         for name, options in configs.items():
             ours = run_holefill(rgb, hole, patch_size=args.patch_size, **options)
-            line = (f"{label:<34} {hole.mean():5.1%} {name:<21} {ours.seconds:7.2f} "
-                    f"{ours.cpu_seconds:7.2f} {ours.psnr:7.2f}")
+            line = (
+                f"{label:<34} {hole.mean():5.1%} {name:<21} {ours.seconds:7.2f} "
+                f"{ours.cpu_seconds:7.2f} {ours.psnr:7.2f}"
+            )
             if reference is not None:
                 speed_up = reference.seconds / ours.seconds
                 summary[name].append((speed_up, ours.psnr - reference.psnr))
@@ -175,9 +191,11 @@ def main() -> None:
     for name, rows in summary.items():
         if rows:
             speed_ups, differences = np.array(rows).T
-            print(f"{name}: wall-clock speed-up vs reference min {speed_ups.min():.1f}x, geometric mean "
-                  f"{np.exp(np.log(speed_ups).mean()):.1f}x; PSNR difference mean "
-                  f"{differences.mean():+.2f} dB, worst {differences.min():+.2f} dB")
+            print(
+                f"{name}: wall-clock speed-up vs reference min {speed_ups.min():.1f}x, geometric mean "
+                f"{np.exp(np.log(speed_ups).mean()):.1f}x; PSNR difference mean "
+                f"{differences.mean():+.2f} dB, worst {differences.min():+.2f} dB"
+            )
     print(f"machine at the end: {machine()}")
 
 

@@ -6,13 +6,16 @@ with a centred square hole of half the short side and with shared irregular mask
 the refined result (the default settings) are compared inside the hole:
 
 * **gradient energy**: mean squared gradient of the grey image over the hole (sharper = higher);
-* **VGG distance**: VGG-19 relu2_1, relu3_1 and relu4_1 features of the result vs the ground truth
-  at the hole's feature positions, each layer's mean squared difference divided by the truth's mean
-  squared activation there, averaged over layers (closer texture = lower);
+* **VGG distance** to the ground truth at the hole's feature positions, VGG-19 relu1_2, relu2_2,
+  relu3_3 and relu4_1 (LPIPS's layers as far as the local VGG file goes), two ways: *perceptual*,
+  the LPIPS recipe without learned weights (each position's feature vector scaled to unit length,
+  squared difference summed over channels, averaged over positions and layers; Zhang et al. 2018);
+  and *raw*, each layer's mean squared difference divided by the truth's mean squared activation
+  (this one penalises any texture that is not pixel-aligned with the truth, so it favours blur);
 * **PSNR** over the whole image (known pixels are identical, so only the hole differs).
 
-The bars: refined gradient energy > content, refined VGG distance < content, refined PSNR at most
-0.5 dB below content. Then the time of one fill of a 512x512 photo with a centred 256x256 hole at
+The bars: refined gradient energy > content, refined perceptual VGG distance < content, refined
+PSNR at most 0.5 dB below content. Then the time of one fill of a 512x512 photo with a centred 256x256 hole at
 the default settings (2 threads, after one warm-up fill that pays the one-time imports and weight
 loading). It prints the table and the machine and saves a grid (input | content | refined | truth)
 to ``docs/neural_patch_grid.png`` (kept under 400 KB).
@@ -42,8 +45,8 @@ import holefill
 from holefill.nn.texture import hole_at_stride
 from holefill.paths import shared_dir
 
-QUALITY_LAYERS = ("relu2_1", "relu3_1", "relu4_1")
-STRIDES = {"relu2_1": 2, "relu3_1": 4, "relu4_1": 8}
+QUALITY_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_1")
+STRIDES = {"relu1_2": 1, "relu2_2": 2, "relu3_3": 4, "relu4_1": 8}
 MASK_BINS = ("0.1-0.2", "0.2-0.3")
 GRID_LIMIT = 400 * 1024
 
@@ -58,8 +61,10 @@ def machine() -> str:
     except OSError:
         pass
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-    return (f"{model}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
-            f"{torch.get_num_threads()} threads, load average {load}")
+    return (
+        f"{model}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, load average {load}"
+    )
 
 
 # -- data ----------------------------------------------------------------------------------------
@@ -114,7 +119,7 @@ def psnr(truth: np.ndarray, result: np.ndarray) -> float:
 
 
 class VGGDistance:
-    """Normalised VGG-19 feature distance inside the hole (see the module docstring)."""
+    """Perceptual and raw VGG-19 feature distances inside the hole (see the module docstring)."""
 
     def __init__(self) -> None:
         from holefill.nn.vgg import build_feature_net
@@ -126,15 +131,21 @@ class VGGDistance:
         return torch.from_numpy(image.astype(np.float32) / 255).permute(2, 0, 1)[None]
 
     @torch.no_grad()
-    def __call__(self, truth: np.ndarray, result: np.ndarray, hole: np.ndarray) -> float:
+    def __call__(
+        self, truth: np.ndarray, result: np.ndarray, hole: np.ndarray
+    ) -> tuple[float, float]:
+        """``(perceptual, raw)`` distances of ``result`` to ``truth`` over ``hole``."""
         hole_t = torch.from_numpy(hole.astype(np.float32))[None, None]
         ours, theirs = self.net(self._tensor(result)), self.net(self._tensor(truth))
-        distances = []
+        perceptual, raw = [], []
         for layer in QUALITY_LAYERS:
             cells = hole_at_stride(hole_t, STRIDES[layer], ours[layer].shape[-2:])
-            a, b = ours[layer][0][:, cells], theirs[layer][0][:, cells]
-            distances.append(float((a - b).pow(2).mean() / b.pow(2).mean().clamp_min(1e-12)))
-        return float(np.mean(distances))
+            a, b = ours[layer][0][:, cells], theirs[layer][0][:, cells]  # (C, N)
+            unit_a = a / a.norm(dim=0, keepdim=True).clamp_min(1e-10)
+            unit_b = b / b.norm(dim=0, keepdim=True).clamp_min(1e-10)
+            perceptual.append(float((unit_a - unit_b).pow(2).sum(dim=0).mean()))
+            raw.append(float((a - b).pow(2).mean() / b.pow(2).mean().clamp_min(1e-12)))
+        return float(np.mean(perceptual)), float(np.mean(raw))
 
 
 # -- the comparison ------------------------------------------------------------------------------
@@ -146,11 +157,11 @@ class Row:
     psnr: list[tuple[float, float]] = field(default_factory=list)
     energy: list[tuple[float, float]] = field(default_factory=list)
     vgg: list[tuple[float, float]] = field(default_factory=list)
+    raw: list[tuple[float, float]] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
 
     def means(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return (np.mean(self.psnr, axis=0), np.mean(self.energy, axis=0),
-                np.mean(self.vgg, axis=0))
+        return (np.mean(self.psnr, axis=0), np.mean(self.energy, axis=0), np.mean(self.vgg, axis=0))
 
     def passes(self) -> tuple[bool, bool, bool]:
         (p_c, p_r), (e_c, e_r), (v_c, v_r) = self.means()
@@ -166,26 +177,49 @@ def compare(cases, content, refined, distance: VGGDistance, label: str, examples
         row.seconds.append(time.perf_counter() - started)
         row.psnr.append((psnr(image, base), psnr(image, final)))
         row.energy.append((gradient_energy(base, hole), gradient_energy(final, hole)))
-        row.vgg.append((distance(image, base, hole), distance(image, final, hole)))
-        print(f"  {label} {name}: PSNR {row.psnr[-1][0]:.2f} -> {row.psnr[-1][1]:.2f} dB, "
-              f"VGG {row.vgg[-1][0]:.3f} -> {row.vgg[-1][1]:.3f}, "
-              f"{row.seconds[-1]:.1f} s", flush=True)
+        (vgg_base, raw_base), (vgg_final, raw_final) = (
+            distance(image, base, hole),
+            distance(image, final, hole),
+        )
+        row.vgg.append((vgg_base, vgg_final))
+        row.raw.append((raw_base, raw_final))
+        print(
+            f"  {label} {name}: PSNR {row.psnr[-1][0]:.2f} -> {row.psnr[-1][1]:.2f} dB, "
+            f"VGG perceptual {row.vgg[-1][0]:.3f} -> {row.vgg[-1][1]:.3f}, "
+            f"raw {row.raw[-1][0]:.3f} -> {row.raw[-1][1]:.3f}, "
+            f"{row.seconds[-1]:.1f} s",
+            flush=True,
+        )
         if len(examples) < 8 and name == cases[0][0]:
             examples.append((image, hole, base, final))
     return row
 
 
 def print_table(rows: list[Row]) -> None:
-    print("\n| set / hole | n | PSNR content | PSNR refined | grad. energy content | "
-          "grad. energy refined | VGG dist. content | VGG dist. refined | s / image | bars |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print(
+        "\n| set / hole | n | PSNR content | PSNR refined | grad. energy content | "
+        "grad. energy refined | VGG perc. content | VGG perc. refined | VGG raw content | "
+        "VGG raw refined | s / image | bars |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         (p_c, p_r), (e_c, e_r), (v_c, v_r) = row.means()
-        bars = "pass" if all(row.passes()) else "FAIL " + ",".join(
-            name for name, ok in zip(("sharper", "vgg", "psnr"), row.passes(), strict=True)
-            if not ok)
-        print(f"| {row.label} | {len(row.psnr)} | {p_c:.2f} | {p_r:.2f} | {e_c * 1e3:.3f} | "
-              f"{e_r * 1e3:.3f} | {v_c:.4f} | {v_r:.4f} | {np.mean(row.seconds):.1f} | {bars} |")
+        r_c, r_r = np.mean(row.raw, axis=0)
+        bars = (
+            "pass"
+            if all(row.passes())
+            else "FAIL "
+            + ",".join(
+                name
+                for name, ok in zip(("sharper", "vgg", "psnr"), row.passes(), strict=True)
+                if not ok
+            )
+        )
+        print(
+            f"| {row.label} | {len(row.psnr)} | {p_c:.2f} | {p_r:.2f} | {e_c * 1e3:.3f} | "
+            f"{e_r * 1e3:.3f} | {v_c:.4f} | {v_r:.4f} | {r_c:.3f} | {r_r:.3f} | "
+            f"{np.mean(row.seconds):.1f} | {bars} |"
+        )
     print("(gradient energy x 1e3)")
 
 
@@ -213,8 +247,9 @@ def save_grid(examples: list, path: Path, side: int = 192) -> int:
             grid.paste(tile, (c * (side + 2), r * (side + 2)))
     data = _encode_png(grid)
     while len(data) > GRID_LIMIT:
-        grid = grid.resize((int(grid.width * 0.9), int(grid.height * 0.9)),
-                           Image.Resampling.LANCZOS)
+        grid = grid.resize(
+            (int(grid.width * 0.9), int(grid.height * 0.9)), Image.Resampling.LANCZOS
+        )
         data = _encode_png(grid)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
@@ -227,7 +262,8 @@ def _encode_png(grid: Image.Image) -> bytes:
     if buffer.tell() > GRID_LIMIT:  # photos compress poorly losslessly: use a 256-colour palette
         buffer = io.BytesIO()
         grid.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
-            buffer, "PNG", optimize=True)
+            buffer, "PNG", optimize=True
+        )
     return buffer.getvalue()
 
 
@@ -237,20 +273,27 @@ def _encode_png(grid: Image.Image) -> bytes:
 def time_512(shared: Path, options: dict) -> float:
     name, photo = photos(shared, "cbsd68", 1)[0]
     side = min(photo.shape[:2])
-    photo = np.asarray(Image.fromarray(photo[:side, :side]).resize((512, 512),
-                                                                   Image.Resampling.BICUBIC))
+    photo = np.asarray(
+        Image.fromarray(photo[:side, :side]).resize((512, 512), Image.Resampling.BICUBIC)
+    )
     hole = centred_square(512, 512)
     inpainter = holefill.api.get_inpainter("neural_patch", **options, verbose=True)
     warm_image = np.ascontiguousarray(photo[::4, ::4])
     started = time.perf_counter()
     holefill.api.fill_pixels(warm_image, hole[::4, ::4], inpainter)
-    print(f"warm-up fill (128x128, one-time imports and weights): "
-          f"{time.perf_counter() - started:.1f} s", flush=True)
+    print(
+        f"warm-up fill (128x128, one-time imports and weights): "
+        f"{time.perf_counter() - started:.1f} s",
+        flush=True,
+    )
     started = time.perf_counter()
     holefill.api.fill_pixels(photo, hole, inpainter)
     seconds = time.perf_counter() - started
-    print(f"512x512 photo ({name}) with a centred 256x256 hole, default settings: "
-          f"{seconds:.1f} s (bar: <= 30 s)", flush=True)
+    print(
+        f"512x512 photo ({name}) with a centred 256x256 hole, default settings: "
+        f"{seconds:.1f} s (bar: <= 30 s)",
+        flush=True,
+    )
     return seconds
 
 
@@ -262,8 +305,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grid", default="docs/neural_patch_grid.png")
     parser.add_argument("--skip-timing", action="store_true")
     parser.add_argument("--only-timing", action="store_true")
-    parser.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
-                        help="refinement option, e.g. -p alpha=0.1 (repeatable)")
+    parser.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="refinement option, e.g. -p alpha=0.1 (repeatable)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     shared = shared_dir()
@@ -288,11 +337,14 @@ def main(argv: list[str] | None = None) -> int:
         for set_name in ("imagenet256", "cbsd68"):
             images = photos(shared, set_name, args.count)
             centred = [(n, im, centred_square(*im.shape[:2])) for n, im in images]
-            irregular = [(n, im, resize_mask(m, *im.shape[:2]))
-                         for (n, im), m in zip(images, masks, strict=False)]
+            irregular = [
+                (n, im, resize_mask(m, *im.shape[:2]))
+                for (n, im), m in zip(images, masks, strict=False)
+            ]
             for hole_name, cases in (("centre 50%", centred), ("irregular", irregular)):
-                rows.append(compare(cases, content, refined, distance,
-                                    f"{set_name} {hole_name}", examples))
+                rows.append(
+                    compare(cases, content, refined, distance, f"{set_name} {hole_name}", examples)
+                )
         print_table(rows)
         size = save_grid(examples, Path(args.grid))
         print(f"grid: {args.grid} ({size / 1024:.0f} KB)")

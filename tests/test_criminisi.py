@@ -64,10 +64,12 @@ def test_straight_edge_continues_through_the_hole(transpose):
     filled = _fill_tensors(image, hole)
     if transpose:
         filled = filled.transpose(1, 0, 2)
-    np.testing.assert_allclose(filled[13:27, 13:20], np.broadcast_to(LEFT_COLOUR, (14, 7, 3)),
-                               atol=1e-6)
-    np.testing.assert_allclose(filled[13:27, 20:27], np.broadcast_to(RIGHT_COLOUR, (14, 7, 3)),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        filled[13:27, 13:20], np.broadcast_to(LEFT_COLOUR, (14, 7, 3)), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        filled[13:27, 20:27], np.broadcast_to(RIGHT_COLOUR, (14, 7, 3)), atol=1e-6
+    )
 
 
 def test_known_pixels_untouched_and_fill_copies_known_colours():
@@ -88,7 +90,7 @@ def test_confidence_term_matches_naive_mean():
     hole[3:8, 4:10] = True
     confidence = np.where(hole, 0.0, rng.random((11, 13)))
     for row, col, half in [(3, 4, 1), (5, 9, 2), (0, 0, 2), (10, 12, 4), (7, 6, 3)]:
-        window = np.s_[max(row - half, 0):row + half + 1, max(col - half, 0):col + half + 1]
+        window = np.s_[max(row - half, 0) : row + half + 1, max(col - half, 0) : col + half + 1]
         expected = (confidence[window] * ~hole[window]).sum() / hole[window].size
         assert _confidence_term(confidence, hole, row, col, half) == pytest.approx(expected)
 
@@ -105,14 +107,15 @@ def test_data_term_of_a_straight_edge():
     grad_col[hole] = 0.0
     for col in range(6, 15):  # top side of the hole, away from its corners
         window_cols = slice(col - half, col + half + 1)
-        isophote = np.array([-grad_col[10 - half:10, window_cols].max(), 0.0])  # ∇I turned 90°
+        isophote = np.array([-grad_col[10 - half : 10, window_cols].max(), 0.0])  # ∇I turned 90°
         normal = np.array([1.0, 0.0])  # the front runs along a row
         expected = abs(isophote @ normal)
         assert _data_term(grad_row, grad_col, hole, 10, col, half) == pytest.approx(expected)
         assert expected == (0.5 if 7 <= col <= 12 else 0.0)  # the patch reaches column 9 or 10
         confidence_expected = 10 / 25  # 2 known rows of 5 in the 5x5 patch
         assert _priority(np.ones((21, 21)), grad_row, grad_col, hole, 10, col, half) == (
-            pytest.approx(confidence_expected * (expected + _DATA_FLOOR)))
+            pytest.approx(confidence_expected * (expected + _DATA_FLOOR))
+        )
     assert _priority(np.ones((21, 21)), grad_row, grad_col, hole, 12, 10, half) == -1.0
 
 
@@ -171,7 +174,7 @@ def test_valid_centres_match_naive_check():
     for row in range(12):
         for col in range(14):
             inside = 2 <= row < 10 and 2 <= col < 12
-            clean = inside and not hole[row - 2:row + 3, col - 2:col + 3].any()
+            clean = inside and not hole[row - 2 : row + 3, col - 2 : col + 3].any()
             assert valid[row, col] == clean
 
 
@@ -185,12 +188,15 @@ def test_windowed_search_covering_the_image_equals_full_search():
 
 
 # -- sizes, borders, options --------------------------------------------------------------------
-@pytest.mark.parametrize("shape, rows, cols", [
-    ((15, 15), slice(6, 9), slice(6, 9)),  # no fully known 9x9 patch: the patch shrinks
-    ((17, 23), slice(5, 12), slice(0, 4)),  # odd size, hole on the left border
-    ((21, 19), slice(15, 21), slice(13, 19)),  # hole in a corner
-    ((9, 31), slice(0, 9), slice(14, 17)),  # hole across the whole height
-])
+@pytest.mark.parametrize(
+    "shape, rows, cols",
+    [
+        ((15, 15), slice(6, 9), slice(6, 9)),  # no fully known 9x9 patch: the patch shrinks
+        ((17, 23), slice(5, 12), slice(0, 4)),  # odd size, hole on the left border
+        ((21, 19), slice(15, 21), slice(13, 19)),  # hole in a corner
+        ((9, 31), slice(0, 9), slice(14, 17)),  # hole across the whole height
+    ],
+)
 def test_small_odd_and_border_holes_are_filled(shape, rows, cols):
     image = _smooth_random_image(*shape, seed=4)
     hole = np.zeros(shape, bool)
@@ -224,8 +230,14 @@ def test_options_are_registered_and_checked():
     assert options["patch_size"]["default"] == 9
     assert options["search_radius"]["default"] == 80
     assert options["strategy"]["default"] is None
-    for bad in ({"patch_size": 8}, {"patch_size": 0}, {"patch_size": 9.0}, {"search_radius": -1},
-                {"search_radius": "80"}, {"size": 9}):
+    for bad in (
+        {"patch_size": 8},
+        {"patch_size": 0},
+        {"patch_size": 9.0},
+        {"search_radius": -1},
+        {"search_radius": "80"},
+        {"size": 9},
+    ):
         with pytest.raises(InputError):
             create_inpainter("criminisi", **bad)
     with pytest.raises(InputError):

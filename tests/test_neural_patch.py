@@ -143,8 +143,7 @@ def test_cropped_forward_equals_whole_image_features():
 def test_missing_layer_is_an_error_not_a_substitution():
     hole = torch.zeros(1, 1, 20, 20)
     hole[..., 5:10, 5:10] = 1
-    energy = TextureEnergy(_identity_net, ["other"], hole,
-                           geometry={"other": LayerGeometry(1, 0)})
+    energy = TextureEnergy(_identity_net, ["other"], hole, geometry={"other": LayerGeometry(1, 0)})
     with pytest.raises(WeightsError, match="no layer 'other'"):
         energy.update_matches(torch.rand(1, 3, 20, 20))
     with pytest.raises(InputError, match="unknown feature layer"):
@@ -167,8 +166,9 @@ def test_pyramid_sizes():
 
 def _photo_like(height: int, width: int, seed: int = 0):
     generator = torch.Generator().manual_seed(seed)
-    yy, xx = torch.meshgrid(torch.linspace(0, 6, height), torch.linspace(0, 9, width),
-                            indexing="ij")
+    yy, xx = torch.meshgrid(
+        torch.linspace(0, 6, height), torch.linspace(0, 9, width), indexing="ij"
+    )
     stripes = torch.stack([torch.sin(xx + yy), torch.cos(2 * xx), torch.sin(3 * yy)]) * 0.3 + 0.5
     image = (stripes + 0.05 * torch.randn(3, height, width, generator=generator)).clamp(0, 1)
     hole = torch.zeros(1, 1, height, width)
@@ -178,10 +178,12 @@ def _photo_like(height: int, width: int, seed: int = 0):
 
 def test_known_pixels_untouched_and_hole_refined(content_weights, vgg_file):
     image, hole = _photo_like(48, 64)
-    content_only = holefill.create_inpainter("neural_patch", weights=content_weights,
-                                             vgg_weights=vgg_file, iterations=0)
-    refined = holefill.create_inpainter("neural_patch", weights=content_weights,
-                                        vgg_weights=vgg_file, iterations=3, alpha=1.0)
+    content_only = holefill.create_inpainter(
+        "neural_patch", weights=content_weights, vgg_weights=vgg_file, iterations=0
+    )
+    refined = holefill.create_inpainter(
+        "neural_patch", weights=content_weights, vgg_weights=vgg_file, iterations=3, alpha=1.0
+    )
     base, out = content_only.fill(image, hole), refined.fill(image, hole)
     known = (hole == 0).expand_as(image)
     assert torch.equal(out[known], image[known]) and torch.equal(base[known], image[known])
@@ -193,8 +195,15 @@ def test_known_pixels_untouched_and_hole_refined(content_weights, vgg_file):
 def test_multi_scale_levels_for_an_odd_size(content_weights, vgg_file, capsys):
     image, hole = _photo_like(75, 125, seed=1)
     inpainter = holefill.create_inpainter(
-        "neural_patch", weights=content_weights, vgg_weights=vgg_file, iterations=[2, 1],
-        coarsest=31, layers=("relu3_1",), verbose=True, strategy="original")
+        "neural_patch",
+        weights=content_weights,
+        vgg_weights=vgg_file,
+        iterations=[2, 1],
+        coarsest=31,
+        layers=("relu3_1",),
+        verbose=True,
+        strategy="original",
+    )
     out = inpainter.fill(image, hole)
     report = capsys.readouterr().err
     assert "scale 19x31: 2 iterations" in report
@@ -204,8 +213,12 @@ def test_multi_scale_levels_for_an_odd_size(content_weights, vgg_file, capsys):
 
 def test_layers_beyond_the_weights_file_are_an_error(content_weights, vgg_file):
     with pytest.raises(WeightsError, match="conv4_2|conv5"):
-        holefill.create_inpainter("neural_patch", weights=content_weights, vgg_weights=vgg_file,
-                                  layers=("relu3_1", "relu5_1"))
+        holefill.create_inpainter(
+            "neural_patch",
+            weights=content_weights,
+            vgg_weights=vgg_file,
+            layers=("relu3_1", "relu5_1"),
+        )
 
 
 def test_bad_options(content_weights, vgg_file):

@@ -93,6 +93,7 @@ def test_config_file_then_overrides(tmp_path):
     ("data=3", "'data' is a section"),
     ("channels_last=maybe", "'channels_last' must be bool"),
     ("optim.lr", "must look like dotted.key=value"),
+    ("max_minutes=4", "did you mean 'optim.max_minutes'"),
 ])
 def test_config_errors_name_the_key(override, message):
     with pytest.raises(InputError, match=message.replace("(", r"\(")):
@@ -404,3 +405,24 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(data_dirs, tmp_path):
             assert torch.equal(resumed["optimizer"]["state"][key][field_name], tensor)
     # the logs agree step by step too (rows the killed run wrote past its checkpoint are dropped)
     assert _losses(killed_dir) == _losses(tmp_path / "straight")
+
+
+def test_a_compiled_network_with_wrong_gradients_is_refused(data_dirs, tmp_path):
+    from holefill.errors import HolefillError
+    from holefill.train.loop import Trainer
+
+    trainer = Trainer(_tiny(data_dirs[0]), tmp_path / "run", resume=False, device="cpu")
+    image, valid = trainer._next_batch()
+    before = {k: v.clone() for k, v in trainer.net.state_dict().items()}
+    trainer._check_compiled_gradients(image, valid)  # eager against itself: accepted
+    net = trainer.net
+
+    class NoGradient(torch.nn.Module):  # the values of the network, none of its gradients
+        def forward(self, image, valid):
+            return net(image, valid).detach() + 0 * sum(p.sum() for p in net.parameters())
+
+    trainer.model = NoGradient()
+    with pytest.raises(HolefillError, match="set compile=false"):
+        trainer._check_compiled_gradients(image, valid)
+    after = trainer.net.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # BN statistics restored

@@ -33,8 +33,14 @@ _DATA_FLOOR = 1e-3
 _NEAR_RADIUS = 12
 
 
-def criminisi_inpaint(image: np.ndarray, hole: np.ndarray, *, patch_size: int = 9,
-                      search_radius: int = 80, search_filled: bool = False) -> np.ndarray:
+def criminisi_inpaint(
+    image: np.ndarray,
+    hole: np.ndarray,
+    *,
+    patch_size: int = 9,
+    search_radius: int = 80,
+    search_filled: bool = False,
+) -> np.ndarray:
     """Fill ``hole`` in ``image`` by exemplar-based inpainting (Criminisi et al. 2004).
 
     Parameters
@@ -112,9 +118,17 @@ class CriminisiInpainter(NumpyInpainter):
     default_strategy = "crop"
     default_max_side = 1024
 
-    def __init__(self, *, patch_size: int = 9, search_radius: int = 80,
-                 search_filled: bool = False, strategy: str | None = None,
-                 max_side: int | None = None, margin: int = 32, seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        patch_size: int = 9,
+        search_radius: int = 80,
+        search_filled: bool = False,
+        strategy: str | None = None,
+        max_side: int | None = None,
+        margin: int = 32,
+        seed: int = 0,
+    ) -> None:
         super().__init__(strategy=strategy, max_side=max_side, margin=margin, seed=seed)
         _check_options(patch_size, search_radius)
         self.patch_size = int(patch_size)
@@ -122,13 +136,19 @@ class CriminisiInpainter(NumpyInpainter):
         self.search_filled = bool(search_filled)
 
     def __repr__(self) -> str:
-        return (f"{super().__repr__()[:-1]}, patch_size={self.patch_size}, "
-                f"search_radius={self.search_radius}, search_filled={self.search_filled})")
+        return (
+            f"{super().__repr__()[:-1]}, patch_size={self.patch_size}, "
+            f"search_radius={self.search_radius}, search_filled={self.search_filled})"
+        )
 
     def _fill_array(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
-        return criminisi_inpaint(image, hole, patch_size=self.patch_size,
-                                 search_radius=self.search_radius,
-                                 search_filled=self.search_filled)
+        return criminisi_inpaint(
+            image,
+            hole,
+            patch_size=self.patch_size,
+            search_radius=self.search_radius,
+            search_filled=self.search_filled,
+        )
 
 
 # -- checks and set-up ---------------------------------------------------------------------------
@@ -157,9 +177,13 @@ def _valid_centres(blocked: np.ndarray, half: int) -> np.ndarray:
     if height < size or width < size:
         return valid
     integral = np.pad(blocked.astype(np.int32).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    counts = (integral[size:, size:] - integral[:-size, size:]
-              - integral[size:, :-size] + integral[:-size, :-size])
-    valid[half:height - half, half:width - half] = counts == 0
+    counts = (
+        integral[size:, size:]
+        - integral[:-size, size:]
+        - integral[size:, :-size]
+        + integral[:-size, :-size]
+    )
+    valid[half : height - half, half : width - half] = counts == 0
     return valid
 
 
@@ -176,8 +200,12 @@ def _usable_patch(hole: np.ndarray, half: int) -> tuple[int, np.ndarray]:
 @numba.njit(cache=True, nogil=True)
 def _box(row, col, reach, height, width):
     """Inclusive (top, bottom, left, right) of the pixels within ``reach`` of (row, col), clipped."""
-    return (max(row - reach, 0), min(row + reach, height - 1),
-            max(col - reach, 0), min(col + reach, width - 1))
+    return (
+        max(row - reach, 0),
+        min(row + reach, height - 1),
+        max(col - reach, 0),
+        min(col + reach, width - 1),
+    )
 
 
 @numba.njit(cache=True, nogil=True)
@@ -186,8 +214,12 @@ def _is_front(hole, row, col):
     height, width = hole.shape
     if not hole[row, col]:
         return False
-    return ((row > 0 and not hole[row - 1, col]) or (row < height - 1 and not hole[row + 1, col])
-            or (col > 0 and not hole[row, col - 1]) or (col < width - 1 and not hole[row, col + 1]))
+    return (
+        (row > 0 and not hole[row - 1, col])
+        or (row < height - 1 and not hole[row + 1, col])
+        or (col > 0 and not hole[row, col - 1])
+        or (col < width - 1 and not hole[row, col + 1])
+    )
 
 
 @numba.njit(cache=True, nogil=True)
@@ -212,10 +244,22 @@ def _gradient_at(grey, hole, row, col):
     down = row < height - 1 and not hole[row + 1, col]
     left = col > 0 and not hole[row, col - 1]
     right = col < width - 1 and not hole[row, col + 1]
-    return (_difference(grey[row - 1, col] if up else 0.0, grey[row, col],
-                        grey[row + 1, col] if down else 0.0, up, down),
-            _difference(grey[row, col - 1] if left else 0.0, grey[row, col],
-                        grey[row, col + 1] if right else 0.0, left, right))
+    return (
+        _difference(
+            grey[row - 1, col] if up else 0.0,
+            grey[row, col],
+            grey[row + 1, col] if down else 0.0,
+            up,
+            down,
+        ),
+        _difference(
+            grey[row, col - 1] if left else 0.0,
+            grey[row, col],
+            grey[row, col + 1] if right else 0.0,
+            left,
+            right,
+        ),
+    )
 
 
 @numba.njit(cache=True, nogil=True)
@@ -269,8 +313,9 @@ def _priority(confidence, grad_row, grad_col, hole, row, col, half):
     """P(p) = C(p) * D(p) on the front (D floored), -1 elsewhere."""
     if not _is_front(hole, row, col):
         return -1.0
-    return (_confidence_term(confidence, hole, row, col, half)
-            * (_data_term(grad_row, grad_col, hole, row, col, half) + _DATA_FLOOR))
+    return _confidence_term(confidence, hole, row, col, half) * (
+        _data_term(grad_row, grad_col, hole, row, col, half) + _DATA_FLOOR
+    )
 
 
 # -- exemplar search -----------------------------------------------------------------------------
@@ -320,8 +365,16 @@ def _scan(image, valid, offsets, colours, row, col, half, radius, best):
             if ssd > best_ssd:
                 continue
             distance = (source_row - row) ** 2 + (source_col - col) ** 2
-            if (ssd < best_ssd or distance < best_distance or (distance == best_distance and (
-                    source_row < best_row or (source_row == best_row and source_col < best_col)))):
+            if (
+                ssd < best_ssd
+                or distance < best_distance
+                or (
+                    distance == best_distance
+                    and (
+                        source_row < best_row or (source_row == best_row and source_col < best_col)
+                    )
+                )
+            ):
                 best_ssd, best_distance, best_row, best_col = ssd, distance, source_row, source_col
     return best_ssd, best_distance, best_row, best_col
 
@@ -366,30 +419,33 @@ def _grow_valid(hole, valid, row, col, half):
     for r in range(max(row - 2 * half, half), min(row + 2 * half, height - 1 - half) + 1):
         for c in range(max(col - 2 * half, half), min(col + 2 * half, width - 1 - half) + 1):
             if not valid[r, c]:
-                valid[r, c] = not hole[r - half:r + half + 1, c - half:c + half + 1].any()
+                valid[r, c] = not hole[r - half : r + half + 1, c - half : c + half + 1].any()
 
 
 @numba.njit(cache=True, nogil=True)
 def _refresh_gradients(grey, hole, grad_row, grad_col, row, col, half):
     """Recompute the gradients a copy at (row, col) can change (all of them when ``row < 0``)."""
     height, width = hole.shape
-    top, bottom, left, right = (_box(row, col, half + 1, height, width) if row >= 0
-                                else (0, height - 1, 0, width - 1))
+    top, bottom, left, right = (
+        _box(row, col, half + 1, height, width) if row >= 0 else (0, height - 1, 0, width - 1)
+    )
     for r in range(top, bottom + 1):
         for c in range(left, right + 1):
             grad_row[r, c], grad_col[r, c] = _gradient_at(grey, hole, r, c)
 
 
 @numba.njit(cache=True, nogil=True)
-def _refresh_priorities(confidence, grad_row, grad_col, hole, priority, row_best, row_best_col,
-                        row, col, half):
+def _refresh_priorities(
+    confidence, grad_row, grad_col, hole, priority, row_best, row_best_col, row, col, half
+):
     """Recompute the priorities a copy at (row, col) can change, and those rows' maxima.
 
     A priority reads its patch, whose gradients read one pixel further: the reach is 2 half + 1.
     """
     height, width = hole.shape
-    top, bottom, left, right = (_box(row, col, 2 * half + 1, height, width) if row >= 0
-                                else (0, height - 1, 0, width - 1))
+    top, bottom, left, right = (
+        _box(row, col, 2 * half + 1, height, width) if row >= 0 else (0, height - 1, 0, width - 1)
+    )
     for r in range(top, bottom + 1):
         for c in range(left, right + 1):
             priority[r, c] = _priority(confidence, grad_row, grad_col, hole, r, c, half)
@@ -407,8 +463,9 @@ def _fill_loop(image, hole, valid, half, radius, search_filled):
     priority = np.full((height, width), -1.0)
     row_best, row_best_col = np.full(height, -1.0), np.zeros(height, dtype=np.int64)
     _refresh_gradients(grey, hole, grad_row, grad_col, -1, -1, half)
-    _refresh_priorities(confidence, grad_row, grad_col, hole, priority, row_best, row_best_col,
-                        -1, -1, half)
+    _refresh_priorities(
+        confidence, grad_row, grad_col, hole, priority, row_best, row_best_col, -1, -1, half
+    )
     remaining = hole.sum()
     while remaining > 0:
         row = np.argmax(row_best)  # first maximum in raster order: deterministic ties
@@ -419,10 +476,12 @@ def _fill_loop(image, hole, valid, half, radius, search_filled):
         if source_row < 0:
             break
         value = _confidence_term(confidence, hole, row, col, half)
-        remaining -= _copy_patch(image, grey, hole, confidence, row, col, source_row, source_col,
-                                 half, value)
+        remaining -= _copy_patch(
+            image, grey, hole, confidence, row, col, source_row, source_col, half, value
+        )
         if search_filled:
             _grow_valid(hole, valid, row, col, half)
         _refresh_gradients(grey, hole, grad_row, grad_col, row, col, half)
-        _refresh_priorities(confidence, grad_row, grad_col, hole, priority, row_best,
-                            row_best_col, row, col, half)
+        _refresh_priorities(
+            confidence, grad_row, grad_col, hole, priority, row_best, row_best_col, row, col, half
+        )

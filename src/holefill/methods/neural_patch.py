@@ -50,8 +50,15 @@ CONTENTS = ("default", "pconv")
 _CACHE: OrderedDict[tuple, torch.nn.Module] = OrderedDict()
 _CACHE_SIZE = 4
 
-__all__ = ["NeuralPatchInpainter", "pyramid_sizes", "save_content", "load_content",
-           "read_content", "default_weights_path", "FORMAT"]
+__all__ = [
+    "NeuralPatchInpainter",
+    "pyramid_sizes",
+    "save_content",
+    "load_content",
+    "read_content",
+    "default_weights_path",
+    "FORMAT",
+]
 
 
 def default_weights_path() -> Path:
@@ -64,8 +71,14 @@ def default_weights_path() -> Path:
 # ---------------------------------------------------------------------------------------------
 
 
-def save_content(state_dict: dict[str, Tensor], config, path: str | os.PathLike, *,
-                 dtype: str = "float16", metadata: dict[str, str] | None = None) -> Path:
+def save_content(
+    state_dict: dict[str, Tensor],
+    config,
+    path: str | os.PathLike,
+    *,
+    dtype: str = "float16",
+    metadata: dict[str, str] | None = None,
+) -> Path:
     """Write a content network as safetensors with its config in the header (atomically).
 
     Parameters
@@ -91,10 +104,19 @@ def save_content(state_dict: dict[str, Tensor], config, path: str | os.PathLike,
     dtypes = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
     if dtype not in dtypes:
         raise InputError(f"unknown export dtype {dtype!r}; use {', '.join(dtypes)}")
-    tensors = {name: (t.detach().to("cpu", dtypes[dtype]) if t.is_floating_point()
-                      else t.detach().cpu()).contiguous() for name, t in state_dict.items()}
-    header = {**(metadata or {}), "format": FORMAT, "config": json.dumps(config.to_dict()),
-              "dtype": dtype, "weights_sha256": weights_digest(tensors)}
+    tensors = {
+        name: (
+            t.detach().to("cpu", dtypes[dtype]) if t.is_floating_point() else t.detach().cpu()
+        ).contiguous()
+        for name, t in state_dict.items()
+    }
+    header = {
+        **(metadata or {}),
+        "format": FORMAT,
+        "config": json.dumps(config.to_dict()),
+        "dtype": dtype,
+        "weights_sha256": weights_digest(tensors),
+    }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, save(tensors, metadata={k: str(v) for k, v in header.items()}))
@@ -117,8 +139,10 @@ def read_content(path: str | os.PathLike):
     except Exception as exc:  # noqa: BLE001 - safetensors raises several types for bad files
         raise WeightsError(f"{path}: not a readable safetensors file ({exc})") from None
     if header.get("format") != FORMAT or "config" not in header:
-        raise WeightsError(f"{path}: not a holefill content-network file (no {FORMAT} header); "
-                           "export one with `holefill train content ... --out RUN`")
+        raise WeightsError(
+            f"{path}: not a holefill content-network file (no {FORMAT} header); "
+            "export one with `holefill train content ... --out RUN`"
+        )
     try:
         config = ContentNetConfig.from_dict(json.loads(header["config"]))
     except (ValueError, TypeError) as exc:
@@ -159,8 +183,9 @@ def _feature_net(vgg_weights: Path | None, layers: tuple[str, ...], device: torc
     from holefill.nn.vgg import build_feature_net
 
     key = ("vgg19", str(vgg_weights), layers, str(device))
-    return _cached(key, lambda: build_feature_net("vgg19", weights=vgg_weights,
-                                                  taps=layers).to(device))
+    return _cached(
+        key, lambda: build_feature_net("vgg19", weights=vgg_weights, taps=layers).to(device)
+    )
 
 
 def _resolve_device(request: str) -> torch.device:
@@ -193,8 +218,9 @@ def pyramid_sizes(height: int, width: int, coarsest: int = 128) -> list[tuple[in
     if height < 1 or width < 1 or coarsest < 1:
         raise InputError(f"invalid pyramid request {height}x{width} at coarsest {coarsest}")
     levels = max(1, round(math.log2(max(height, width) / coarsest)) + 1)
-    return [(max(1, round(height / 2**k)), max(1, round(width / 2**k)))
-            for k in reversed(range(levels))]
+    return [
+        (max(1, round(height / 2**k)), max(1, round(width / 2**k))) for k in reversed(range(levels))
+    ]
 
 
 def _shrink(image: Tensor, hole: Tensor, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
@@ -210,8 +236,9 @@ def _resize(image: Tensor, size: tuple[int, int]) -> Tensor:
     if tuple(image.shape[-2:]) == tuple(size):
         return image
     shrink = size[0] < image.shape[-2] or size[1] < image.shape[-1]
-    return F.interpolate(image, size=size, mode="bicubic", align_corners=False,
-                         antialias=shrink).clamp(0, 1)
+    return F.interpolate(
+        image, size=size, mode="bicubic", align_corners=False, antialias=shrink
+    ).clamp(0, 1)
 
 
 @dataclass
@@ -224,8 +251,10 @@ class _Timing:
     def report(self) -> str:
         lines = [f"neural_patch: content {self.content:.2f} s"]
         for size, iterations, matching, total in self.levels:
-            lines.append(f"neural_patch: scale {size[0]}x{size[1]}: {iterations} iterations, "
-                         f"matching {matching:.2f} s, optimisation {total - matching:.2f} s")
+            lines.append(
+                f"neural_patch: scale {size[0]}x{size[1]}: {iterations} iterations, "
+                f"matching {matching:.2f} s, optimisation {total - matching:.2f} s"
+            )
         whole = self.content + sum(level[3] for level in self.levels)
         lines.append(f"neural_patch: total {whole:.2f} s")
         return "\n".join(lines)
@@ -297,14 +326,27 @@ class NeuralPatchInpainter(Inpainter):
     default_strategy = "crop"
     default_max_side = 512
 
-    def __init__(self, *, content: str = "default", weights: str | None = None,
-                 vgg_weights: str | None = None,
-                 iterations: int | Sequence[int] = (20, 10, 4), alpha: float = 0.05,
-                 beta: float = 1.0, layers: Sequence[str] = ("relu3_1", "relu4_1"),
-                 finest_layers: Sequence[str] | None = ("relu3_1",), match_every: int = 5,
-                 coarsest: int = 128, max_sources: int = 4096, device: str = "cpu",
-                 verbose: bool = False, strategy: str | None = None,
-                 max_side: int | None = None, margin: int = 32, seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        content: str = "default",
+        weights: str | None = None,
+        vgg_weights: str | None = None,
+        iterations: int | Sequence[int] = (20, 10, 4),
+        alpha: float = 0.05,
+        beta: float = 1.0,
+        layers: Sequence[str] = ("relu3_1", "relu4_1"),
+        finest_layers: Sequence[str] | None = ("relu3_1",),
+        match_every: int = 5,
+        coarsest: int = 128,
+        max_sources: int = 4096,
+        device: str = "cpu",
+        verbose: bool = False,
+        strategy: str | None = None,
+        max_side: int | None = None,
+        margin: int = 32,
+        seed: int = 0,
+    ) -> None:
         super().__init__(strategy=strategy, max_side=max_side, margin=margin, seed=seed)
         if content not in CONTENTS:
             raise InputError(f"unknown content network {content!r}; use {' or '.join(CONTENTS)}")
@@ -315,8 +357,9 @@ class NeuralPatchInpainter(Inpainter):
             raise InputError("match_every and max_sources must be >= 1 and coarsest >= 8")
         self.content, self.alpha, self.beta = content, float(alpha), float(beta)
         self.layers = _layer_tuple(layers, "layers")
-        self.finest_layers = (self.layers if finest_layers is None
-                              else _layer_tuple(finest_layers, "finest_layers"))
+        self.finest_layers = (
+            self.layers if finest_layers is None else _layer_tuple(finest_layers, "finest_layers")
+        )
         self.match_every, self.coarsest = int(match_every), int(coarsest)
         self.max_sources, self.verbose = int(max_sources), bool(verbose)
         self.device = _resolve_device(device)
@@ -326,10 +369,12 @@ class NeuralPatchInpainter(Inpainter):
             _feature_net(self.vgg_weights, layer_set, self.device)
 
     def __repr__(self) -> str:
-        return (f"NeuralPatchInpainter(content={self.content!r}, iterations={self.iterations}, "
-                f"alpha={self.alpha}, beta={self.beta}, layers={self.layers}, "
-                f"device={str(self.device)!r}, strategy={self.strategy!r}, "
-                f"max_side={self.max_side})")
+        return (
+            f"NeuralPatchInpainter(content={self.content!r}, iterations={self.iterations}, "
+            f"alpha={self.alpha}, beta={self.beta}, layers={self.layers}, "
+            f"device={str(self.device)!r}, strategy={self.strategy!r}, "
+            f"max_side={self.max_side})"
+        )
 
     # -- setup ------------------------------------------------------------------------------
     @staticmethod
@@ -350,17 +395,20 @@ class NeuralPatchInpainter(Inpainter):
         if not path.is_file():
             raise WeightsError(
                 f"no content-network weights: {path} not found; pass weights=FILE.safetensors "
-                "(--weights) or train one with `holefill train content`")
+                "(--weights) or train one with `holefill train content`"
+            )
         return _content_net(path, self.device)
 
     # -- the algorithm ----------------------------------------------------------------------
     def _fill(self, image: Tensor, hole: Tensor) -> Tensor:
-        return torch.cat([self._fill_single(image[i : i + 1], hole[i : i + 1])
-                          for i in range(image.shape[0])])
+        return torch.cat(
+            [self._fill_single(image[i : i + 1], hole[i : i + 1]) for i in range(image.shape[0])]
+        )
 
     def _fill_single(self, image: Tensor, hole: Tensor) -> Tensor:
         timing = _Timing()
-        image, hole = image.to(self.device), hole.to(self.device)
+        hole = hole.to(self.device)
+        image = image.to(self.device) * (1 - hole)  # nothing of the hole's old pixels may leak in
         sizes = pyramid_sizes(*image.shape[-2:], coarsest=self.coarsest)
         started = time.perf_counter()
         result = self._predict_content(image, hole, sizes[0])
@@ -384,29 +432,43 @@ class NeuralPatchInpainter(Inpainter):
             predicted = self.content_model.fill(image, hole)
         else:
             side = self.content_model.size
-            small, small_hole = _shrink(image, hole, (side, side))
-            if small.shape[-1] < side or small.shape[-2] < side:
-                small = _resize(small, (side, side))
-                small_hole = (F.interpolate(hole, size=(side, side), mode="nearest") > 0.5).float()
+            if min(image.shape[-2:]) >= side:
+                small, small_hole = _shrink(image, hole, (side, side))
+            else:  # a small window: enlarge it; a pixel near the hole counts as hole
+                small = _resize(image, (side, side))
+                small_hole = (
+                    F.interpolate(hole, size=(side, side), mode="bilinear", align_corners=False) > 0
+                ).float()
             predicted = self.content_model(small, small_hole)
         known, level_hole = _shrink(image, hole, size)
         return torch.where(level_hole > 0.5, _resize(predicted.float(), size), known)
 
-    def _synthesize(self, start: Tensor, hole: Tensor, iterations: int,
-                    layers: tuple[str, ...]) -> tuple[Tensor, float]:
+    def _synthesize(
+        self, start: Tensor, hole: Tensor, iterations: int, layers: tuple[str, ...]
+    ) -> tuple[Tensor, float]:
         """L-BFGS on the hole pixels at one scale; returns the result and the matching time."""
         from holefill.nn.texture import TextureEnergy, content_energy, tv_energy
 
         if iterations <= 0 or not hole.any():
             return start, 0.0
-        texture = TextureEnergy(_feature_net(self.vgg_weights, layers, self.device), layers,
-                                hole, max_sources=self.max_sources)
+        texture = TextureEnergy(
+            _feature_net(self.vgg_weights, layers, self.device),
+            layers,
+            hole,
+            max_sources=self.max_sources,
+        )
         free = hole > 0.5
         with torch.enable_grad():
             pixels = start.detach().clone().requires_grad_(True)
-            optimizer = torch.optim.LBFGS([pixels], lr=1.0, max_iter=1, history_size=10,
-                                          tolerance_grad=0.0, tolerance_change=0.0,
-                                          line_search_fn="strong_wolfe")
+            optimizer = torch.optim.LBFGS(
+                [pixels],
+                lr=1.0,
+                max_iter=1,
+                history_size=10,
+                tolerance_grad=0.0,
+                tolerance_change=0.0,
+                line_search_fn="strong_wolfe",
+            )
 
             def closure() -> Tensor:
                 optimizer.zero_grad()
@@ -435,7 +497,9 @@ class NeuralPatchInpainter(Inpainter):
 def _iteration_list(iterations: int | Sequence[int]) -> list[int]:
     values = [iterations] if isinstance(iterations, int | float) else list(iterations)
     if not values or any(int(v) != v or v < 0 for v in values):
-        raise InputError(f"iterations must be an integer >= 0 or a list of them, got {iterations!r}")
+        raise InputError(
+            f"iterations must be an integer >= 0 or a list of them, got {iterations!r}"
+        )
     return [int(v) for v in values]
 
 

@@ -314,7 +314,8 @@ def _vote_step(filled: np.ndarray, level: _Level, nnf: np.ndarray, distance: np.
     """Set each hole pixel to the weighted mean of the matched patches' votes (Wexler et al.)."""
     target_distance = distance[level.targets[:, 0], level.targets[:, 1]]
     sigma2 = max(float(np.percentile(target_distance, _SIGMA_PERCENTILE)), 1e-6)
-    weights = np.exp(-target_distance / (2 * sigma2)).astype(np.float32)
+    # clipped so that a pixel whose every match is poor still gets their plain mean
+    weights = np.exp(-np.minimum(target_distance / (2 * sigma2), 40.0)).astype(np.float32)
     out = filled.copy()
     _vote(_rows(filled), level.hole, level.targets, nnf, weights, radius, _rows(out))
     return out

@@ -130,9 +130,13 @@ class ContentTrainConfig:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
 
-def load_content_config(path: str | os.PathLike | None = None, overrides: list[str] = (), *,
-                        base: dict[str, Any] | None = None,
-                        values: dict[str, Any] | None = None) -> ContentTrainConfig:
+def load_content_config(
+    path: str | os.PathLike | None = None,
+    overrides: list[str] = (),
+    *,
+    base: dict[str, Any] | None = None,
+    values: dict[str, Any] | None = None,
+) -> ContentTrainConfig:
     """Defaults (or ``base``), then a YAML file, then ``values``, then ``key=value`` overrides.
 
     The same rules as the PConv trainer's :func:`holefill.train.config.load_config`: unknown keys
@@ -141,12 +145,11 @@ def load_content_config(path: str | os.PathLike | None = None, overrides: list[s
     from holefill.train.config import _build, _merge, _nest, parse_override, read_yaml
 
     tree = ContentTrainConfig().to_dict()
-    for layer in (base, read_yaml(path) if path is not None else None, values):
-        if layer is not None:
-            _merge(tree, layer, "")
-    for item in overrides:
-        keys, value = parse_override(item)
-        _merge(tree, _nest(keys, value), "")
+    updates = [base, read_yaml(path) if path is not None else None, values]
+    updates += [_nest(*parse_override(item)) for item in overrides]
+    for update in updates:
+        if update is not None:
+            _merge(tree, update, "", tree)
     return _build(ContentTrainConfig, tree, "")
 
 
@@ -155,8 +158,12 @@ def load_content_config(path: str | os.PathLike | None = None, overrides: list[s
 # ---------------------------------------------------------------------------------------------
 
 
-def centred_rectangle(size: int, rng: np.random.Generator, side: tuple[float, float] = (0.3, 0.55),
-                      jitter: float = 0.06) -> np.ndarray:
+def centred_rectangle(
+    size: int,
+    rng: np.random.Generator,
+    side: tuple[float, float] = (0.3, 0.55),
+    jitter: float = 0.06,
+) -> np.ndarray:
     """A rectangle near the centre (the Context Encoder's and the paper's hole), bool (size, size)."""
     height = max(1, round(size * rng.uniform(*side)))
     width = max(1, round(size * rng.uniform(*side)))
@@ -172,12 +179,18 @@ class ContentMasks:
     """Training holes: a centred rectangle with probability ``centre_share``, else free-form
     strokes (:func:`holefill.masks.random_training_mask`). Picklable for DataLoader workers."""
 
-    def __init__(self, centre_share: float = 0.5, side: tuple[float, float] = (0.3, 0.55),
-                 jitter: float = 0.06) -> None:
+    def __init__(
+        self,
+        centre_share: float = 0.5,
+        side: tuple[float, float] = (0.3, 0.55),
+        jitter: float = 0.06,
+    ) -> None:
         lo, hi = side
         if not 0 <= centre_share <= 1 or not 0 < lo <= hi <= 1 or not 0 <= jitter < 0.5:
-            raise InputError("data.centre_share must be in [0, 1], data.centre_side within (0, 1] "
-                             "and data.centre_jitter in [0, 0.5)")
+            raise InputError(
+                "data.centre_share must be in [0, 1], data.centre_side within (0, 1] "
+                "and data.centre_jitter in [0, 0.5)"
+            )
         self.centre_share, self.side, self.jitter = float(centre_share), (lo, hi), float(jitter)
 
     def __call__(self, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -212,23 +225,45 @@ def build_content_validation(root: str | os.PathLike, size: int, count: int):
 # ---------------------------------------------------------------------------------------------
 
 
-def export_content(run_dir_or_ckpt: str | os.PathLike, out_path: str | os.PathLike, *,
-                   dtype: str = "float16") -> Path:
+def export_content(
+    run_dir_or_ckpt: str | os.PathLike, out_path: str | os.PathLike, *, dtype: str = "float16"
+) -> Path:
     """Export a run's latest checkpoint (or a checkpoint file) as content-network weights."""
     state = _load_state(ckpt.resolve_checkpoint(run_dir_or_ckpt))
-    return _write_export(state["model"], state["config"], int(state["step"]),
-                         float(state.get("train_seconds", 0.0)), out_path, dtype)
+    return _write_export(
+        state["model"],
+        state["config"],
+        int(state["step"]),
+        float(state.get("train_seconds", 0.0)),
+        out_path,
+        dtype,
+    )
 
 
-def _write_export(model_state: dict[str, torch.Tensor], train_config: dict[str, Any], step: int,
-                  seconds: float, out_path: str | os.PathLike, dtype: str) -> Path:
+def _write_export(
+    model_state: dict[str, torch.Tensor],
+    train_config: dict[str, Any],
+    step: int,
+    seconds: float,
+    out_path: str | os.PathLike,
+    dtype: str,
+) -> Path:
     from holefill import __version__
     from holefill.methods.neural_patch import save_content
 
-    metadata = {"step": str(step), "train_seconds": f"{seconds:.0f}",
-                "train_config": json.dumps(train_config), "holefill_version": __version__}
-    return save_content(model_state, ContentNetConfig.from_dict(train_config["model"]), out_path,
-                        dtype=dtype, metadata=metadata)
+    metadata = {
+        "step": str(step),
+        "train_seconds": f"{seconds:.0f}",
+        "train_config": json.dumps(train_config),
+        "holefill_version": __version__,
+    }
+    return save_content(
+        model_state,
+        ContentNetConfig.from_dict(train_config["model"]),
+        out_path,
+        dtype=dtype,
+        metadata=metadata,
+    )
 
 
 def _load_state(path: Path) -> dict[str, Any]:
@@ -258,8 +293,14 @@ class ContentTrainResult:
 class ContentTrainer:
     """One content-network training run; :meth:`run` does it."""
 
-    def __init__(self, config: ContentTrainConfig, run_dir: Path, *, resume: bool = False,
-                 device: str = "auto") -> None:
+    def __init__(
+        self,
+        config: ContentTrainConfig,
+        run_dir: Path,
+        *,
+        resume: bool = False,
+        device: str = "auto",
+    ) -> None:
         self.started = time.monotonic()
         self.config, self.run_dir = config, Path(run_dir)
         if config.threads:
@@ -272,8 +313,10 @@ class ContentTrainer:
         self._check_config()
         existing = ckpt.latest_checkpoint(self.run_dir)
         if existing is not None and not resume:
-            raise InputError(f"{self.run_dir} already holds checkpoints; pass --resume to continue "
-                             "that run or choose another --out folder")
+            raise InputError(
+                f"{self.run_dir} already holds checkpoints; pass --resume to continue "
+                "that run or choose another --out folder"
+            )
         torch.manual_seed(config.seed)
         np.random.seed(config.seed)
         self._build()
@@ -298,11 +341,14 @@ class ContentTrainer:
         if config.data.train_dir is None:
             raise InputError("no training photos: pass --data DIR")
         if config.data.size != config.model.size:
-            raise InputError(f"data.size={config.data.size} must equal model.size="
-                             f"{config.model.size}")
+            raise InputError(
+                f"data.size={config.data.size} must equal model.size={config.model.size}"
+            )
         if config.data.batch_size % self.context.world_size:
-            raise InputError(f"data.batch_size={config.data.batch_size} must be a multiple of the "
-                             f"number of processes ({self.context.world_size})")
+            raise InputError(
+                f"data.batch_size={config.data.batch_size} must be a multiple of the "
+                f"number of processes ({self.context.world_size})"
+            )
 
     def _build(self) -> None:
         config = self.config
@@ -310,8 +356,9 @@ class ContentTrainer:
         self.discriminator = Discriminator(config.model).to(self.device)
         betas = tuple(config.optim.betas)
         self.opt_g = torch.optim.Adam(self.net.parameters(), lr=config.optim.lr, betas=betas)
-        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.optim.d_lr,
-                                      betas=betas)
+        self.opt_d = torch.optim.Adam(
+            self.discriminator.parameters(), lr=config.optim.d_lr, betas=betas
+        )
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.cuda and config.amp == "fp16")
 
     def _restore(self, state: dict[str, Any], path: Path) -> None:
@@ -319,8 +366,10 @@ class ContentTrainer:
             self.net.load_state_dict(state["model"])
             self.discriminator.load_state_dict(state["discriminator"])
         except RuntimeError as exc:
-            raise WeightsError(f"{path} does not fit the configured model (did model.* change?): "
-                               f"{str(exc).splitlines()[0]}") from None
+            raise WeightsError(
+                f"{path} does not fit the configured model (did model.* change?): "
+                f"{str(exc).splitlines()[0]}"
+            ) from None
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.scaler.load_state_dict(state["scaler"])
@@ -337,11 +386,20 @@ class ContentTrainer:
 
         data = self.config.data
         masks = ContentMasks(data.centre_share, tuple(data.centre_side), data.centre_jitter)
-        dataset = TrainingSet(list_training_images(data.train_dir), data.size,
-                              seed=self.config.seed, crop_scale=tuple(data.crop_scale),
-                              flip=data.flip, masks=masks)
-        sampler = StreamSampler(data.batch_size, start=self.samples_seen, rank=self.context.rank,
-                                world_size=self.context.world_size)
+        dataset = TrainingSet(
+            list_training_images(data.train_dir),
+            data.size,
+            seed=self.config.seed,
+            crop_scale=tuple(data.crop_scale),
+            flip=data.flip,
+            masks=masks,
+        )
+        sampler = StreamSampler(
+            data.batch_size,
+            start=self.samples_seen,
+            rank=self.context.rank,
+            world_size=self.context.world_size,
+        )
         return make_loader(dataset, sampler, workers=data.workers, pin_memory=self.cuda)
 
     def _validation_set(self):
@@ -421,8 +479,9 @@ class ContentTrainer:
                 window = step_losses if window is None else window + step_losses
                 window_steps += 1
                 if self.step % max(1, config.log_every) == 0:
-                    losses = self._log(window / window_steps, window_steps,
-                                       time.monotonic() - window_start)
+                    losses = self._log(
+                        window / window_steps, window_steps, time.monotonic() - window_start
+                    )
                     window, window_start, window_steps = None, time.monotonic(), 0
                 stop, time_ckpt = self._time_flags()
                 if _due(self.step, config.ckpt_every) or (time_ckpt and not stop):
@@ -433,8 +492,9 @@ class ContentTrainer:
                     stopped_by = "signal" if self.stop_signal else "max_minutes"
                     break
             if window_steps:
-                losses = self._log(window / window_steps, window_steps,
-                                   time.monotonic() - window_start)
+                losses = self._log(
+                    window / window_steps, window_steps, time.monotonic() - window_start
+                )
             if self.step != last_val:
                 table = self._validate()
             if self.step != self.last_checkpoint_step or self.resumed_from is None:
@@ -445,8 +505,12 @@ class ContentTrainer:
                 signal.signal(signal.SIGTERM, previous)
             ddp.shutdown(self.context)
         if self.context.is_main:
-            print(f"holefill train content: stopped at step {self.step} ({stopped_by}); run "
-                  f"folder {self.run_dir}", file=sys.stderr, flush=True)
+            print(
+                f"holefill train content: stopped at step {self.step} ({stopped_by}); run "
+                f"folder {self.run_dir}",
+                file=sys.stderr,
+                flush=True,
+            )
         return ContentTrainResult(self.run_dir, self.step, stopped_by, losses, table, export_path)
 
     def _train_time(self) -> float:
@@ -468,12 +532,23 @@ class ContentTrainer:
         losses = dict(zip(LOSS_KEYS, values, strict=True))
         rate = steps * self.config.data.batch_size / max(seconds, 1e-9)
         if self.context.is_main:
-            self.train_log.write([{"step": self.step, "time_s": round(self._train_time(), 1),
-                                   "lr": self.config.optim.lr,
-                                   **{k: f"{v:.6g}" for k, v in losses.items()},
-                                   "images_per_s": round(rate, 2)}])
-            print(f"step {self.step}: l2 {losses['l2']:.4f}, adv {losses['adv']:.3f}, "
-                  f"d {losses['d_loss']:.3f}, {rate:.1f} images/s", file=sys.stderr, flush=True)
+            self.train_log.write(
+                [
+                    {
+                        "step": self.step,
+                        "time_s": round(self._train_time(), 1),
+                        "lr": self.config.optim.lr,
+                        **{k: f"{v:.6g}" for k, v in losses.items()},
+                        "images_per_s": round(rate, 2),
+                    }
+                ]
+            )
+            print(
+                f"step {self.step}: l2 {losses['l2']:.4f}, adv {losses['adv']:.3f}, "
+                f"d {losses['d_loss']:.3f}, {rate:.1f} images/s",
+                file=sys.stderr,
+                flush=True,
+            )
         return losses
 
     def _validate(self) -> dict[str, dict[str, float]] | None:
@@ -483,28 +558,49 @@ class ContentTrainer:
         from holefill.train.loop import metrics_by_bin, save_grid
 
         self.net.eval()
-        results = predict_content(self.net, self.valset.images, self.valset.holes, self.device,
-                                  self.config.val_batch_size)
+        results = predict_content(
+            self.net, self.valset.images, self.valset.holes, self.device, self.config.val_batch_size
+        )
         self.net.train()
         truths = self.valset.images.float() / 255
         table = metrics_by_bin(_hwc(truths), _hwc(results), self.valset.bins)
-        self.val_log.write([{"step": self.step, "bin": label, "count": v["count"],
-                             "psnr": f"{v['psnr']:.4f}", "ssim": f"{v['ssim']:.5f}"}
-                            for label, v in table.items()])
+        self.val_log.write(
+            [
+                {
+                    "step": self.step,
+                    "bin": label,
+                    "count": v["count"],
+                    "psnr": f"{v['psnr']:.4f}",
+                    "ssim": f"{v['ssim']:.5f}",
+                }
+                for label, v in table.items()
+            ]
+        )
         save_grid(self.run_dir / "val" / f"val_step{self.step}.png", self.valset, results)
-        print(f"step {self.step}: validation PSNR " + ", ".join(
-            f"{label} {v['psnr']:.2f} dB" for label, v in table.items()), file=sys.stderr,
-            flush=True)
+        print(
+            f"step {self.step}: validation PSNR "
+            + ", ".join(f"{label} {v['psnr']:.2f} dB" for label, v in table.items()),
+            file=sys.stderr,
+            flush=True,
+        )
         ddp.barrier(self.context)
         return table
 
     def _state(self) -> dict[str, Any]:
-        return {"kind": KIND, "step": self.step, "samples_seen": self.samples_seen,
-                "train_seconds": self._train_time(), "world_size": self.context.world_size,
-                "config": self.config.to_dict(), "model": self.net.state_dict(),
-                "discriminator": self.discriminator.state_dict(),
-                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-                "scaler": self.scaler.state_dict(), "rng": ckpt.capture_rng_state()}
+        return {
+            "kind": KIND,
+            "step": self.step,
+            "samples_seen": self.samples_seen,
+            "train_seconds": self._train_time(),
+            "world_size": self.context.world_size,
+            "config": self.config.to_dict(),
+            "model": self.net.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": ckpt.capture_rng_state(),
+        }
 
     def _save(self) -> None:
         if self.context.is_main:
@@ -513,13 +609,19 @@ class ContentTrainer:
         ddp.barrier(self.context)
 
     def _export(self) -> Path:
-        return _write_export(self.net.state_dict(), self.config.to_dict(), self.step,
-                             self._train_time(), self.run_dir / "model.safetensors",
-                             self.config.export_dtype)
+        return _write_export(
+            self.net.state_dict(),
+            self.config.to_dict(),
+            self.step,
+            self._train_time(),
+            self.run_dir / "model.safetensors",
+            self.config.export_dtype,
+        )
 
 
-def masked_l2(predicted: torch.Tensor, image: torch.Tensor, hole: torch.Tensor,
-              known_weight: float) -> torch.Tensor:
+def masked_l2(
+    predicted: torch.Tensor, image: torch.Tensor, hole: torch.Tensor, known_weight: float
+) -> torch.Tensor:
     """Mean squared error on the ``[-1, 1]`` scale over the hole, plus ``known_weight`` times the
     same over the known pixels."""
     error = (2 * (predicted - image)) ** 2
@@ -531,8 +633,13 @@ def masked_l2(predicted: torch.Tensor, image: torch.Tensor, hole: torch.Tensor,
 
 
 @torch.no_grad()
-def predict_content(net: torch.nn.Module, images: torch.Tensor, holes: torch.Tensor,
-                    device: torch.device, batch_size: int = 32) -> torch.Tensor:
+def predict_content(
+    net: torch.nn.Module,
+    images: torch.Tensor,
+    holes: torch.Tensor,
+    device: torch.device,
+    batch_size: int = 32,
+) -> torch.Tensor:
     """Composited predictions for uint8 ``images``/``holes``, float ``(N, 3, H, W)`` on the CPU."""
     outputs = []
     for first in range(0, len(images), batch_size):
@@ -563,8 +670,13 @@ def _catch_sigterm(trainer: ContentTrainer):
         return None
 
 
-def train_content(config: ContentTrainConfig, run_dir: str | os.PathLike, *,
-                  resume: bool = False, device: str = "auto") -> ContentTrainResult:
+def train_content(
+    config: ContentTrainConfig,
+    run_dir: str | os.PathLike,
+    *,
+    resume: bool = False,
+    device: str = "auto",
+) -> ContentTrainResult:
     """Train a content network as ``config`` says, writing everything into ``run_dir``."""
     return ContentTrainer(config, Path(run_dir), resume=resume, device=device).run()
 
@@ -579,24 +691,31 @@ def _parser() -> argparse.ArgumentParser:
         prog="holefill train content",
         description="Train the content network of neural patch synthesis (Yang et al. 2017).",
         epilog="Overrides use dotted config keys, e.g. optim.max_minutes=45 threads=1 "
-               "data.batch_size=64 amp=bf16 (shorthands: device=cuda, max_minutes=N, max_steps=N, "
-               "lr=X). See src/holefill/configs/content_default.yaml. "
-               "`holefill train content export RUN -o FILE.safetensors` exports a run.")
+        "data.batch_size=64 amp=bf16 (shorthands: device=cuda, max_minutes=N, max_steps=N, "
+        "lr=X). See src/holefill/configs/content_default.yaml. "
+        "`holefill train content export RUN -o FILE.safetensors` exports a run.",
+    )
     parser.add_argument("--data", help="folder of training photos (searched recursively)")
     parser.add_argument("--val", help="folder of validation photos")
-    parser.add_argument("--config", help="YAML config (any subset of the config tree) or a "
-                        "packaged recipe name (content_default)")
+    parser.add_argument(
+        "--config",
+        help="YAML config (any subset of the config tree) or a "
+        "packaged recipe name (content_default)",
+    )
     parser.add_argument("--out", required=True, help="run folder (checkpoints, logs, export)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from the run folder's latest checkpoint")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from the run folder's latest checkpoint"
+    )
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     parser.add_argument("--export", help="also copy the exported weights to this .safetensors file")
     return parser
 
 
 def _export_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="holefill train content export",
-                                     description="Export a content-network run as safetensors.")
+    parser = argparse.ArgumentParser(
+        prog="holefill train content export",
+        description="Export a content-network run as safetensors.",
+    )
     parser.add_argument("source", help="run folder or checkpoint file")
     parser.add_argument("-o", "--out", required=True, help="output .safetensors file")
     parser.add_argument("--dtype", default="float16", choices=("float16", "bfloat16", "float32"))
@@ -637,15 +756,21 @@ def _train_from_args(argv: list[str]) -> int:
 
     saved = Path(args.out) / "config.yaml"
     base = read_yaml(saved) if args.resume and args.config is None and saved.is_file() else None
-    paths = {key: str(Path(value).resolve()) for key, value in
-             (("train_dir", args.data), ("val_dir", args.val)) if value is not None}
-    config = load_content_config(_config_path(args.config), extra, base=base,
-                                 values={"data": paths})
+    paths = {
+        key: str(Path(value).resolve())
+        for key, value in (("train_dir", args.data), ("val_dir", args.val))
+        if value is not None
+    }
+    config = load_content_config(
+        _config_path(args.config), extra, base=base, values={"data": paths}
+    )
     result = train_content(config, args.out, resume=args.resume, device=args.device)
     if result.validation:
-        print("validation PSNR " + ", ".join(f"{label} {v['psnr']:.2f} dB"
-                                             for label, v in result.validation.items()),
-              file=sys.stderr)
+        print(
+            "validation PSNR "
+            + ", ".join(f"{label} {v['psnr']:.2f} dB" for label, v in result.validation.items()),
+            file=sys.stderr,
+        )
     if args.export and result.export_path is not None:
         from holefill.io import atomic_write_bytes
 
@@ -668,10 +793,22 @@ def main_content(argv: list[str] | None = None) -> int:
         return 2
 
 
-__all__ = ["ContentTrainConfig", "ContentDataConfig", "ContentOptimConfig", "ContentLossConfig",
-           "ContentMasks", "ContentTrainer", "ContentTrainResult", "centred_rectangle",
-           "load_content_config", "train_content", "export_content", "masked_l2",
-           "predict_content", "main_content"]
+__all__ = [
+    "ContentTrainConfig",
+    "ContentDataConfig",
+    "ContentOptimConfig",
+    "ContentLossConfig",
+    "ContentMasks",
+    "ContentTrainer",
+    "ContentTrainResult",
+    "centred_rectangle",
+    "load_content_config",
+    "train_content",
+    "export_content",
+    "masked_l2",
+    "predict_content",
+    "main_content",
+]
 
 if __name__ == "__main__":
     raise SystemExit(main_content())

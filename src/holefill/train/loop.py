@@ -78,9 +78,10 @@ def image_metrics(truth: np.ndarray, result: np.ndarray) -> tuple[float, float]:
     SSIM with a Gaussian-free 7x7 window, the scikit-image default)."""
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-    psnr = peak_signal_noise_ratio(truth, result, data_range=1.0)
+    with np.errstate(divide="ignore"):  # identical images: infinite PSNR, reported as 100
+        psnr = peak_signal_noise_ratio(truth, result, data_range=1.0)
     ssim = structural_similarity(truth, result, data_range=1.0, channel_axis=-1)
-    return float(min(psnr, 100.0)), float(ssim)  # identical images: report 100 dB, not inf
+    return float(min(psnr, 100.0)), float(ssim)
 
 
 def metrics_by_bin(truths: np.ndarray, results: np.ndarray, bins: list[str]
@@ -258,7 +259,8 @@ class Trainer:
             raise WeightsError(f"{path} does not fit the configured model (did model.* change?): "
                                f"{str(exc).splitlines()[0]}") from None
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scaler.load_state_dict(state["scaler"])
+        if state["scaler"] and self.scaler.is_enabled():  # empty when saved without fp16
+            self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
         self.samples_seen = int(state["samples_seen"])
         self.train_seconds = float(state.get("train_seconds", 0.0))
@@ -422,20 +424,27 @@ class Trainer:
                 last_losses = self._log(window, progress)
             if self.step != last_val_step:
                 table = self._validate()
-            fresh_and_unsaved = self.resumed_from is None and not self.saved_any
-            if self.step != self.last_checkpoint_step or fresh_and_unsaved:
-                self._save()
-            export_path = self._export() if main else None
-            self._debug_rank_state()
+            export_path = self._finish()
         finally:
             progress.close()
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
+            if getattr(self, "board", None) is not None:
+                self.board.close()
             ddp.shutdown(self.context)
         if main:
             print(f"holefill train: stopped at step {self.step} ({stopped_by}); "
                   f"run folder {self.run_dir}", file=sys.stderr)
         return TrainResult(self.run_dir, self.step, stopped_by, last_losses, table, export_path)
+
+    def _finish(self) -> Path | None:
+        """The final checkpoint (unless this step has one) and the export (rank 0's path)."""
+        fresh_and_unsaved = self.resumed_from is None and not self.saved_any
+        if self.step != self.last_checkpoint_step or fresh_and_unsaved:
+            self._save()
+        export_path = self._export() if self.context.is_main else None
+        self._debug_rank_state()
+        return export_path
 
     def _due(self, every: int) -> bool:
         return every > 0 and self.step % every == 0
