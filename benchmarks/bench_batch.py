@@ -8,11 +8,16 @@ and written once as JPEG (quality 95) to a temp folder; masks: shared NVIDIA irr
 
 * local, 1 worker (the reference); local, 2 workers; ray, 2 CPUs (a local Ray started by the job).
 
-Figures per run: the job's own throughput (start-up included, from its summary line), the steady
+Figures per run: the job's own throughput (start-up included, from its summary line); the steady
 throughput (images finished from 10% into the job to the last, over that time, from the results
-log's millisecond timestamps: start-up and ramp excluded), and the peak RSS summed over the job's process tree (sampled every 0.2 s
-from /proc). Then ``telea`` with 2 local workers runs on ``--many`` (1,000) items (the photos reused
-with other masks) to show that the peak RSS does not grow with the collection.
+log's millisecond timestamps: start-up and ramp excluded); the peak RSS and the CPU seconds summed
+over the job's process tree (sampled every 0.5 s from /proc), and the cores it used (CPU seconds
+over wall seconds: on a shared machine, fewer than the workers when others compete). Then
+``telea`` with 2 local workers runs on ``--many`` (1,000) items (the photos reused with other
+masks) to show that the peak RSS does not grow with the collection.
+
+Ray's workers run at nice 15 by default; the benchmark sets ``RAY_worker_niceness=0`` so that both
+engines compete alike with other load on a shared machine.
 
 Bars: 2 workers >= 1.7x one worker (heavy method, steady); Ray within 15% of local (2 workers,
 steady); peak RSS at 1,000 items within 15% of 200.
@@ -46,6 +51,7 @@ from holefill.registry import list_methods
 
 SIZE = 512
 CONFIGS = (("local", 1), ("local", 2), ("ray", 2))
+PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 @dataclass
@@ -58,6 +64,7 @@ class Run:
     steady_throughput: float
     peak_rss_mib: float
     seconds: float
+    cpu_seconds: float  # of the whole process tree, start-up included
 
 
 def machine() -> str:
@@ -107,26 +114,29 @@ def _manifest(path: Path, images: Path, masks: list[Path], photos: int, items: i
     return path
 
 
-def _tree_rss(root: int) -> int:
-    """Resident memory (bytes) of ``root`` and all its descendants."""
-    parents, rss = {}, {}
+def _tree(root: int) -> tuple[int, dict[int, int]]:
+    """Resident memory (bytes) of ``root`` and its descendants, and each one's CPU clock ticks."""
+    parents, ticks = {}, {}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        pid = int(entry.name)
-        parents[pid] = int(stat.rsplit(")", 1)[1].split()[1])
-        line = next((x for x in status.splitlines() if x.startswith("VmRSS:")), "VmRSS: 0 kB")
-        rss[pid] = int(line.split()[1]) * 1024
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            pid = int(entry.name)
+            parents[pid], ticks[pid] = int(fields[1]), int(fields[11]) + int(fields[12])
     tree, frontier = {root}, [root]
     while frontier:
         frontier = [pid for pid, parent in parents.items() if parent in frontier]
         tree.update(frontier)
-    return sum(rss.get(pid, 0) for pid in tree)
+    return sum(_rss(pid) for pid in tree), {pid: ticks[pid] for pid in tree if pid in ticks}
+
+
+def _rss(pid: int) -> int:
+    try:
+        return int((Path("/proc") / str(pid) / "statm").read_text().split()[1]) * PAGE
+    except (OSError, IndexError):
+        return 0
 
 
 def _steady(results: Path) -> float:
@@ -160,14 +170,19 @@ def run(manifest: Path, out: Path, method: str, engine: str, workers: int, items
         str(workers),
         "--no-progress",
     ]
+    environment = {**os.environ, "RAY_worker_niceness": "0"}  # Ray's default is nice 15
     start = time.perf_counter()
-    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = [0]
+    job = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment
+    )
+    peak, cpu_ticks = [0], {}
 
     def sample() -> None:
         while job.poll() is None:
-            peak[0] = max(peak[0], _tree_rss(job.pid))
-            time.sleep(0.2)
+            rss, ticks = _tree(job.pid)
+            peak[0] = max(peak[0], rss)
+            cpu_ticks.update(ticks)
+            time.sleep(0.5)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -178,6 +193,7 @@ def run(manifest: Path, out: Path, method: str, engine: str, workers: int, items
         raise SystemExit(f"{' '.join(command)} failed ({job.returncode}):\n{stderr[-2000:]}")
     summary = stdout.strip().splitlines()[-1]
     job_throughput = float(summary.rsplit("(", 1)[1].split()[0])
+    cpu_seconds = sum(cpu_ticks.values()) / os.sysconf("SC_CLK_TCK")
     return Run(
         method,
         engine,
@@ -187,6 +203,7 @@ def run(manifest: Path, out: Path, method: str, engine: str, workers: int, items
         _steady(out / "results.csv"),
         peak[0] / 2**20,
         seconds,
+        cpu_seconds,
     )
 
 
@@ -194,7 +211,8 @@ def _print_run(result: Run) -> None:
     print(
         f"{result.method:12s} {result.engine:6s} {result.workers:>7d} {result.items:>6d} "
         f"{result.job_throughput:>10.2f} {result.steady_throughput:>10.2f} "
-        f"{result.peak_rss_mib:>10.0f} {result.seconds:>8.1f}",
+        f"{result.peak_rss_mib:>10.0f} {result.seconds:>8.1f} {result.cpu_seconds:>8.1f} "
+        f"{result.cpu_seconds / result.seconds:>6.2f}",
         flush=True,
     )
 
@@ -215,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         small, large = prepare(folder, args.count, args.many)
         print(
             f"{'method':12s} {'engine':6s} {'workers':>7s} {'items':>6s} {'job img/s':>10s} "
-            f"{'steady':>10s} {'peak MiB':>10s} {'wall s':>8s}",
+            f"{'steady':>10s} {'peak MiB':>10s} {'wall s':>8s} {'CPU s':>8s} {'cores':>6s}",
             flush=True,
         )
         results: dict[tuple[str, str, int, int], Run] = {}

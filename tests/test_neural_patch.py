@@ -198,7 +198,7 @@ def test_multi_scale_levels_for_an_odd_size(content_weights, vgg_file, capsys):
         "neural_patch",
         weights=content_weights,
         vgg_weights=vgg_file,
-        iterations=[2, 1],
+        iterations=[2, 1, 0],
         coarsest=31,
         layers=("relu3_1",),
         verbose=True,
@@ -207,7 +207,7 @@ def test_multi_scale_levels_for_an_odd_size(content_weights, vgg_file, capsys):
     out = inpainter.fill(image, hole)
     report = capsys.readouterr().err
     assert "scale 19x31: 2 iterations" in report
-    assert "scale 38x62: 1 iterations" in report and "scale 75x125: 1 iterations" in report
+    assert "scale 38x62: 1 iterations" in report and "scale 75x125: 0 iterations" in report
     assert out.shape == image.shape
 
 
@@ -228,3 +228,17 @@ def test_bad_options(content_weights, vgg_file):
         holefill.create_inpainter("neural_patch", weights=content_weights, iterations=-1)
     with pytest.raises(WeightsError, match="not found"):
         holefill.create_inpainter("neural_patch", weights="/nonexistent/content.safetensors")
+
+
+def test_pconv_as_content_network(tmp_path, vgg_file):
+    unet = pytest.importorskip("holefill.nn.unet")
+    from holefill.methods.pconv import save_pconv
+
+    config = unet.PConvConfig(layers=3, width=0.25, max_channels=64)
+    path = save_pconv(unet.PConvUNet(config).state_dict(), config, tmp_path / "pconv.safetensors")
+    image, hole = _photo_like(40, 56, seed=2)
+    inpainter = holefill.create_inpainter("neural_patch", content="pconv", weights=str(path),
+                                          vgg_weights=vgg_file, iterations=1)
+    out = inpainter.fill(image, hole)
+    known = (hole == 0).expand_as(image)
+    assert torch.equal(out[known], image[known]) and torch.isfinite(out).all()

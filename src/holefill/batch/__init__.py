@@ -142,9 +142,9 @@ def _item_source(job: BatchJob, store: OutputStore) -> ItemSource:
             job.manifest, suffix=suffix, masks=job.masks, from_alpha=from_alpha
         )
     elif job.images:
-        exclude = None if is_uri(job.out) else Path(job.out)
+        out = None if is_uri(job.out) else Path(job.out)
         source = items_from_folders(
-            job.images, job.masks, suffix=suffix, from_alpha=from_alpha, exclude=exclude
+            job.images, job.masks, suffix=suffix, from_alpha=from_alpha, out=out
         )
     else:
         raise InputError("nothing to fill: give --images DIR (with --masks) or --manifest FILE")

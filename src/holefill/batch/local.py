@@ -343,8 +343,11 @@ def _run_pool(
                     f"the workers could not load method {settings.method!r}: {fatal}"
                 )
             report(result)
-        pool.close()
-    finally:
+    except BaseException:
         stop.set()
         pool.terminate()
+        raise
+    else:
+        pool.close()
+    finally:
         pool.join()

@@ -73,31 +73,37 @@ def items_from_folders(
     *,
     suffix: str,
     from_alpha: bool = False,
-    exclude: Path | None = None,
+    out: Path | None = None,
 ) -> ItemSource:
     """Items for every image under ``images``, each matched to its mask.
 
     ``masks`` is one mask file for all images, or a folder searched by relative path and stem
     (:func:`holefill.files.find_mask`). An image without a mask becomes an error row, not a
-    failure of the whole job. Files under ``exclude`` (the output folder) are not inputs.
+    failure of the whole job. Files under the output folder ``out`` or the mask folder are not
+    inputs, even where those lie inside an image folder.
     """
-    if exclude is not None and any(
-        Path(folder).resolve() == exclude.resolve() for folder in images
-    ):
+    if out is not None and any(Path(folder).resolve() == out.resolve() for folder in images):
         raise InputError(
-            f"--out {exclude} must not be the --images folder; write the filled "
-            "images to a folder of their own"
+            f"--out {out} must not be the --images folder; write the filled images to a folder "
+            "of their own"
         )
-    found = expand_images(images)
-    if exclude is not None:
-        found = [(path, rel) for path, rel in found if not _is_under(path, exclude)]
-    if not found:
-        raise InputError("no images to fill in " + ", ".join(map(str, images)))
     if not from_alpha:
         if masks is None:
             raise InputError("no mask given: pass --masks FILE_OR_FOLDER (or --mask-from-alpha)")
         if not Path(masks).exists():
             raise InputError(f"{masks}: no such mask file or folder")
+    excluded = [
+        folder.resolve()
+        for folder in (out, Path(masks) if masks else None)
+        if folder is not None and folder.is_dir()
+    ]
+    found = [
+        (path, rel)
+        for path, rel in expand_images(images)
+        if not any(path.resolve().is_relative_to(folder) for folder in excluded)
+    ]
+    if not found:
+        raise InputError("no images to fill in " + ", ".join(map(str, images)))
     return ItemSource(
         len(found), (_folder_item(path, rel, masks, suffix, from_alpha) for path, rel in found)
     )
@@ -115,10 +121,6 @@ def _folder_item(
         problem = f"no mask for {path} in {mask_root} (looked for {relative.stem}.png and alike)"
         return BatchItem(str(path), None, output, problem=problem)
     return BatchItem(str(path), str(mask), output)
-
-
-def _is_under(path: Path, folder: Path) -> bool:
-    return path.resolve().is_relative_to(folder.resolve())
 
 
 def items_from_manifest(
@@ -421,7 +423,12 @@ def _is_our_temp(name: str) -> bool:
     if match is None:
         return False
     inner = match.group("name")
-    return inner == RESULTS_NAME or PurePosixPath(inner).suffix.lower() in IMAGE_SUFFIXES
+    results_part = inner.startswith("part-") and inner.endswith(".csv")
+    return (
+        inner == RESULTS_NAME
+        or results_part
+        or PurePosixPath(inner).suffix.lower() in IMAGE_SUFFIXES
+    )
 
 
 def open_store(out: str | os.PathLike) -> OutputStore:

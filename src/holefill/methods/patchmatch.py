@@ -5,15 +5,15 @@ scale of an image pyramid, alternate
 
 1. a nearest-neighbour field (NNF) search that matches each *target* patch (one overlapping the
    hole) to a *source* patch (one lying wholly in the known region), and
-2. a voting step that sets every hole pixel to the similarity-weighted mean of the pixels the
-   overlapping matched patches put there,
+2. a voting step that sets every hole pixel to the similarity-weighted mean of what the matched
+   patches overlapping it say,
 
-then upsample the completed image and the NNF to the next finer scale. The NNF search is
-PatchMatch (Barnes, Shechtman, Finkelstein & Goldman 2009): random initialisation, propagation of
-good offsets from scan-order neighbours and random search at exponentially shrinking radii.
+then carry the completed image and the NNF to the next finer scale. The NNF search is PatchMatch
+(Barnes, Shechtman, Finkelstein & Goldman 2009): random initialisation, propagation of good
+matches from scan-order neighbours, and random search at exponentially shrinking radii.
 
-The tight loops are compiled with numba; everything is single-threaded and seeded, so the same
-seed gives bit-identical output.
+The tight loops are compiled with numba (cached on disk); everything is single-threaded and
+seeded, so the same seed gives bit-identical output.
 
 References
 ----------
@@ -35,17 +35,23 @@ from numba import njit
 from holefill.errors import InputError
 from holefill.inpainter import NumpyInpainter
 
+# Settings measured on benchmarks/bench_patchmatch.py (PSNR against PyPatchMatch) and on the
+# periodic textures of tests/test_patchmatch.py.
 #: the pyramid stops once no hole pixel is more than this many patch radii from the known region
-_COARSEST_THICKNESS = 6.0
-#: a coarse pixel is known if at least this fraction of its finer pixels is known
-_KNOWN_FRACTION = 0.25
-#: the coarsest level is at least this many patch widths on its shorter side
+_COARSEST_THICKNESS = 2.0
+#: ... or after this many halvings: smaller images hold too few example patches to copy structure
+_MAX_DEPTH = 2
+#: ... or before the shorter side drops below this many patch widths
 _MIN_SIDE_PATCHES = 4
-_VOTE_ON_UPSAMPLE = True
+#: a coarse pixel is known if at least this fraction of it is (its value: the known part's mean)
+_KNOWN_FRACTION = 0.25
+#: EM iterations added per level below the finest, and the fewest the coarsest level gets
 _EM_PER_DEPTH = 2
 _COARSEST_EM = 8
+#: PatchMatch sweeps added per level below the finest, and the most any level gets
 _SWEEPS_PER_DEPTH = 1
-#: voting weights exp(-d / (2 sigma^2)) take sigma^2 at this percentile of patch distances
+_MAX_SWEEPS = 7
+#: voting weights exp(-d / (2 sigma^2)) take sigma^2 at this percentile of the patch distances
 _SIGMA_PERCENTILE = 50.0
 
 
@@ -55,12 +61,12 @@ class PatchMatchInpainter(NumpyInpainter):
     Parameters
     ----------
     patch_size : int
-        Width of the square patches in pixels (odd, >= 3). Smaller images shrink it until some
-        patch lies wholly in the known region.
+        Width of the square patches in pixels (odd, >= 3). Images where no patch that wide lies
+        wholly in the known region use the widest that does.
     em_iterations : int
-        Search-and-vote iterations at the finest scale; each coarser scale adds one more.
+        Search-and-vote iterations at the finest scale; coarser scales run more.
     search_iterations : int
-        PatchMatch sweeps (propagation + random search) per EM iteration.
+        PatchMatch sweeps (propagation and random search) per EM iteration at the finest scale.
     strategy, max_side, margin, seed
         See :class:`holefill.inpainter.Inpainter`. The same ``seed`` gives bit-identical output.
 
@@ -75,7 +81,7 @@ class PatchMatchInpainter(NumpyInpainter):
     >>> import torch, holefill
     >>> image, hole = torch.rand(1, 3, 32, 32), torch.zeros(1, 1, 32, 32)
     >>> hole[..., 12:18, 12:18] = 1
-    >>> holefill.create_inpainter("patchmatch", patch_size=5).fill(image, hole).shape
+    >>> holefill.create_inpainter("patchmatch").fill(image, hole).shape
     torch.Size([1, 3, 32, 32])
     """
 
@@ -83,57 +89,105 @@ class PatchMatchInpainter(NumpyInpainter):
     default_strategy = "crop"
     default_max_side = 1024
 
-    def __init__(self, *, patch_size: int = 7, em_iterations: int = 2,
-                 search_iterations: int = 2, strategy: str | None = None,
-                 max_side: int | None = None, margin: int = 32, seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        patch_size: int = 5,
+        em_iterations: int = 2,
+        search_iterations: int = 2,
+        strategy: str | None = None,
+        max_side: int | None = None,
+        margin: int = 32,
+        seed: int = 0,
+    ) -> None:
         super().__init__(strategy=strategy, max_side=max_side, margin=margin, seed=seed)
-        if patch_size < 3 or patch_size % 2 == 0:
-            raise InputError(f"patch_size must be an odd number >= 3, got {patch_size}")
-        if em_iterations < 1:
-            raise InputError(f"em_iterations must be >= 1, got {em_iterations}")
-        if search_iterations < 1:
-            raise InputError(f"search_iterations must be >= 1, got {search_iterations}")
+        _check_options(patch_size, em_iterations, search_iterations)
         self.patch_size = int(patch_size)
         self.em_iterations = int(em_iterations)
         self.search_iterations = int(search_iterations)
 
     def __repr__(self) -> str:
-        return (f"{super().__repr__()[:-1]}, patch_size={self.patch_size}, "
-                f"em_iterations={self.em_iterations}, "
-                f"search_iterations={self.search_iterations})")
+        return (
+            f"{super().__repr__()[:-1]}, patch_size={self.patch_size}, "
+            f"em_iterations={self.em_iterations}, "
+            f"search_iterations={self.search_iterations})"
+        )
 
     def _fill_array(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
-        return complete(image, hole, patch_size=self.patch_size,
-                        em_iterations=self.em_iterations,
-                        search_iterations=self.search_iterations, seed=self.seed)
+        return complete(
+            image,
+            hole,
+            patch_size=self.patch_size,
+            em_iterations=self.em_iterations,
+            search_iterations=self.search_iterations,
+            seed=self.seed,
+        )
 
 
-def complete(image: np.ndarray, hole: np.ndarray, *, patch_size: int = 7, em_iterations: int = 2,
-             search_iterations: int = 2, seed: int = 0) -> np.ndarray:
-    """Fill ``hole`` (True = missing) of ``image`` ``(H, W, 3)`` float32 in ``[0, 1]``.
+def complete(
+    image: np.ndarray,
+    hole: np.ndarray,
+    *,
+    patch_size: int = 5,
+    em_iterations: int = 2,
+    search_iterations: int = 2,
+    seed: int = 0,
+) -> np.ndarray:
+    """Fill ``hole`` in ``image`` by PatchMatch inside coarse-to-fine EM completion.
 
-    Returns the completed ``(H, W, 3)`` float32 image; known pixels are returned unchanged.
+    Parameters
+    ----------
+    image : (H, W, 3) float array in ``[0, 1]``
+    hole : (H, W) bool array
+        True where pixels are missing.
+    patch_size, em_iterations, search_iterations, seed
+        As for :class:`PatchMatchInpainter`.
+
+    Returns
+    -------
+    (H, W, 3) float32 array
+        The completed image; known pixels are returned unchanged.
+
+    References
+    ----------
+    Barnes et al., SIGGRAPH 2009 (PatchMatch); Wexler, Shechtman & Irani, TPAMI 2007 (completion).
     """
+    _check_options(patch_size, em_iterations, search_iterations)
     image = np.ascontiguousarray(image, dtype=np.float32)
     hole = np.ascontiguousarray(hole, dtype=bool)
+    if image.ndim != 3 or image.shape[2] != 3 or hole.shape != image.shape[:2]:
+        raise InputError(
+            f"expected an (H, W, 3) image and an (H, W) hole mask, got "
+            f"{image.shape} and {hole.shape}"
+        )
+    if not hole.any():
+        return image.copy()
+    seed %= 2**32
     radius = _usable_radius(hole, patch_size // 2)
     if radius == 0:  # no patch lies wholly in the known region: a diffusion fill is all we can do
         return _telea(image, hole)
     pyramid = _pyramid(image, hole, radius)
-    coarsest = pyramid[-1]
-    filled = _telea(coarsest.image, coarsest.hole)
-    nnf = None
-    for depth in range(len(pyramid) - 1, -1, -1):
+    coarsest = len(pyramid) - 1
+    filled, nnf = _telea(pyramid[coarsest].image, pyramid[coarsest].hole), None
+    for depth in range(coarsest, -1, -1):
         level = pyramid[depth]
-        if depth < len(pyramid) - 1:
-            filled, nnf = _upsample(filled, nnf, level, radius)
+        if nnf is not None:
+            filled, nnf = _upsample(filled, nnf, level, radius, seed + depth)
         iterations = em_iterations + _EM_PER_DEPTH * depth
-        if depth == len(pyramid) - 1:
+        if depth == coarsest:
             iterations = max(iterations, _COARSEST_EM)
-        filled, nnf = _em(filled, level, radius, nnf, iterations,
-                          min(search_iterations + _SWEEPS_PER_DEPTH * depth, 7),
-                          seed + 7919 * depth)
+        sweeps = min(search_iterations + _SWEEPS_PER_DEPTH * depth, _MAX_SWEEPS)
+        filled, nnf = _em(filled, level, radius, nnf, iterations, sweeps, seed + 7919 * depth)
     return np.where(hole[..., None], filled, image).astype(np.float32)
+
+
+def _check_options(patch_size: int, em_iterations: int, search_iterations: int) -> None:
+    if patch_size < 3 or patch_size % 2 == 0:
+        raise InputError(f"patch_size must be an odd number >= 3, got {patch_size}")
+    if em_iterations < 1:
+        raise InputError(f"em_iterations must be >= 1, got {em_iterations}")
+    if search_iterations < 1:
+        raise InputError(f"search_iterations must be >= 1, got {search_iterations}")
 
 
 # -- the pyramid ---------------------------------------------------------------------------------
@@ -178,11 +232,11 @@ def _usable_radius(hole: np.ndarray, radius: int) -> int:
 
 
 def _pyramid(image: np.ndarray, hole: np.ndarray, radius: int) -> list[_Level]:
-    """Levels finest first, down to where the hole is a few pixels thick (or sources run out)."""
+    """Levels finest first, down to where the hole is a few pixels thick (see the settings)."""
     levels = [_level(image, hole, radius)]
     thickness = float(cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 3).max())
     min_side = _MIN_SIDE_PATCHES * (2 * radius + 1)
-    while thickness > _COARSEST_THICKNESS * radius:
+    while thickness > _COARSEST_THICKNESS * radius and len(levels) <= _MAX_DEPTH:
         coarse_image, coarse_hole = _downsample(levels[-1].image, levels[-1].hole)
         coarse = _level(coarse_image, coarse_hole, radius)
         if min(coarse_hole.shape) < min_side or not coarse.source_ok.any() or not coarse_hole.any():
@@ -212,38 +266,60 @@ def _telea(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
     return np.where(hole[..., None], filled, image).astype(np.float32)
 
 
-def _upsample(coarse_filled: np.ndarray, coarse_nnf: np.ndarray, level: _Level,
-              radius: int) -> tuple[np.ndarray, np.ndarray]:
-    """Start ``level`` from the coarse solution: bilinear image, NNF offsets doubled."""
+def _upsample(
+    coarse_filled: np.ndarray, coarse_nnf: np.ndarray, level: _Level, radius: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Start ``level`` from the coarse solution: the NNF doubled, the image voted from it."""
     height, width = level.hole.shape
     upscaled = cv2.resize(coarse_filled, (width, height), interpolation=cv2.INTER_LINEAR)
     filled = np.where(level.hole[..., None], upscaled, level.image).astype(np.float32)
-    nnf, inherited = _upsample_nnf(coarse_nnf, level.targets, level.source_ok, radius)
-    if _VOTE_ON_UPSAMPLE and inherited.any():
-        # fine pixels from the inherited matches are sharper than the interpolated coarse fill
+    nnf, inherited = _upsample_nnf(coarse_nnf, level.targets, level.source_ok, radius, seed)
+    if inherited.any():
+        # fine pixels copied through the inherited matches are sharper than the interpolation
         out = filled.copy()
-        _vote(_rows(filled), level.hole, level.targets, nnf, inherited.astype(np.float32), radius,
-              _rows(out))
+        _vote(
+            _rows(filled),
+            level.hole,
+            level.targets,
+            nnf,
+            inherited.astype(np.float32),
+            radius,
+            _rows(out),
+        )
         filled = out
     return np.ascontiguousarray(filled), nnf
 
 
 # -- expectation-maximisation at one scale -------------------------------------------------------
-def _em(filled: np.ndarray, level: _Level, radius: int, nnf: np.ndarray | None, iterations: int,
-        search_iterations: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _em(
+    filled: np.ndarray,
+    level: _Level,
+    radius: int,
+    nnf: np.ndarray | None,
+    iterations: int,
+    search_iterations: int,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
     """Alternate NNF search and voting ``iterations`` times; returns the image and the NNF."""
     if nnf is None:
         nnf = _random_nnf(level.hole.shape, level.targets, level.source_ok, seed)
     for iteration in range(iterations):
-        nnf, distance = _nearest_neighbour_field(filled, level.source_ok, level.targets, radius,
-                                                 search_iterations, seed + iteration, nnf)
+        nnf, distance = _nearest_neighbour_field(
+            filled, level.source_ok, level.targets, radius, search_iterations, seed + iteration, nnf
+        )
         filled = _vote_step(filled, level, nnf, distance, radius)
     return filled, nnf
 
 
-def _nearest_neighbour_field(image: np.ndarray, source_ok: np.ndarray, targets: np.ndarray,
-                             radius: int, iterations: int, seed: int,
-                             nnf: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _nearest_neighbour_field(
+    image: np.ndarray,
+    source_ok: np.ndarray,
+    targets: np.ndarray,
+    radius: int,
+    iterations: int,
+    seed: int,
+    nnf: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """PatchMatch: the closest source patch (SSD) of each target patch.
 
     Parameters
@@ -276,8 +352,9 @@ def _nearest_neighbour_field(image: np.ndarray, source_ok: np.ndarray, targets: 
     return nnf, distance
 
 
-def _random_nnf(shape: tuple[int, int], targets: np.ndarray, source_ok: np.ndarray,
-                seed: int) -> np.ndarray:
+def _random_nnf(
+    shape: tuple[int, int], targets: np.ndarray, source_ok: np.ndarray, seed: int
+) -> np.ndarray:
     """A field matching every target to a uniformly random source patch."""
     sources = np.argwhere(source_ok).astype(np.int32)
     rng = np.random.default_rng(seed)
@@ -287,11 +364,13 @@ def _random_nnf(shape: tuple[int, int], targets: np.ndarray, source_ok: np.ndarr
     return nnf
 
 
-def _upsample_nnf(coarse_nnf: np.ndarray, targets: np.ndarray, source_ok: np.ndarray,
-                  radius: int) -> tuple[np.ndarray, np.ndarray]:
+def _upsample_nnf(
+    coarse_nnf: np.ndarray, targets: np.ndarray, source_ok: np.ndarray, radius: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Each fine target takes its coarse parent's source, doubled, at the same sub-pixel phase.
 
     Targets whose parent had no match, or whose candidate is not a source, get a random source.
+    Returns the field and, per target, whether it inherited its match.
     """
     rows, cols = targets[:, 0], targets[:, 1]
     coarse_h, coarse_w = coarse_nnf.shape[:2]
@@ -299,18 +378,18 @@ def _upsample_nnf(coarse_nnf: np.ndarray, targets: np.ndarray, source_ok: np.nda
     source_rows = 2 * parent[:, 0] + rows % 2
     source_cols = 2 * parent[:, 1] + cols % 2
     height, width = source_ok.shape
-    inside = ((parent[:, 0] >= 0) & (source_rows < height - radius)
-              & (source_cols < width - radius))
+    inside = (parent[:, 0] >= 0) & (source_rows < height - radius) & (source_cols < width - radius)
     good = inside.copy()
     good[inside] = source_ok[source_rows[inside], source_cols[inside]]
-    nnf = _random_nnf(source_ok.shape, targets, source_ok, seed=len(targets))
+    nnf = _random_nnf(source_ok.shape, targets, source_ok, seed)
     nnf[rows[good], cols[good], 0] = source_rows[good]
     nnf[rows[good], cols[good], 1] = source_cols[good]
     return nnf, good
 
 
-def _vote_step(filled: np.ndarray, level: _Level, nnf: np.ndarray, distance: np.ndarray,
-               radius: int) -> np.ndarray:
+def _vote_step(
+    filled: np.ndarray, level: _Level, nnf: np.ndarray, distance: np.ndarray, radius: int
+) -> np.ndarray:
     """Set each hole pixel to the weighted mean of the matched patches' votes (Wexler et al.)."""
     target_distance = distance[level.targets[:, 0], level.targets[:, 1]]
     sigma2 = max(float(np.percentile(target_distance, _SIGMA_PERCENTILE)), 1e-6)
@@ -355,9 +434,9 @@ def _next_random(state):
 
 
 @njit(cache=True, inline="always")
-def _offset(state, search):
-    """A random integer in ``[-search, search]`` from the generator state's high bits."""
-    return ((((state >> 33) & 0x7FFFFFFF) * (2 * search + 1)) >> 31) - search
+def _uniform(state, low, high):
+    """A random integer in ``[low, high]`` from the generator state's high bits."""
+    return low + ((((state >> 33) & 0x7FFFFFFF) * (high - low + 1)) >> 31)
 
 
 @njit(cache=True, inline="always")
@@ -394,13 +473,16 @@ def _patchmatch(rows, source_ok, targets, radius, iterations, seed, nnf, distanc
                 sy, sx = nnf[ty - step, tx, 0] + step, nnf[ty - step, tx, 1]
                 if radius <= sy < height - radius and source_ok[sy, sx]:
                     _try(rows, nnf, distance, ty, tx, sy, sx, radius)
-            # random search around the best match at halving radii
+            # random search in windows around the best match, halving, clipped to the sources
             search = max_step
             while search >= 1:
+                by, bx = nnf[ty, tx, 0], nnf[ty, tx, 1]
                 state = _next_random(state)
-                sy = min(max(nnf[ty, tx, 0] + _offset(state, search), radius), height - 1 - radius)
+                sy = _uniform(
+                    state, max(by - search, radius), min(by + search, height - 1 - radius)
+                )
                 state = _next_random(state)
-                sx = min(max(nnf[ty, tx, 1] + _offset(state, search), radius), width - 1 - radius)
+                sx = _uniform(state, max(bx - search, radius), min(bx + search, width - 1 - radius))
                 if source_ok[sy, sx]:
                     _try(rows, nnf, distance, ty, tx, sy, sx, radius)
                 search //= 2
@@ -408,9 +490,7 @@ def _patchmatch(rows, source_ok, targets, radius, iterations, seed, nnf, distanc
 
 @njit(cache=True)
 def _vote(rows, hole, targets, nnf, weights, radius, out):
-    """Weighted average, per hole pixel, of what every matched patch covering it says.
-
-"""
+    """Weighted average, per hole pixel, of what every matched patch covering it says."""
     height, width = hole.shape
     total = np.zeros((height, 3 * width), np.float32)
     weight_sum = np.zeros((height, width), np.float32)
