@@ -2,9 +2,9 @@
 
 Photos: the first ``--count`` (200) shared ImageNet validation photos, resized to 512x512 (bicubic)
 and written once as JPEG (quality 95) to a temp folder; masks: shared NVIDIA irregular masks
-(512x512, Liu et al. 2018), mask ``i`` for photo ``i``. Each configuration runs as
-``python -m holefill batch`` in a fresh output folder, for ``telea`` and a heavy method
-(``--method``, default ``biharmonic``):
+(512x512, Liu et al. 2018), spread evenly over the six hole-ratio bins (0.01-0.6). Each
+configuration runs as ``python -m holefill batch`` in a fresh output folder, for ``telea`` and a
+heavy method (``--method``, default ``biharmonic``):
 
 * local, 1 worker (the reference); local, 2 workers; ray, 2 CPUs (a local Ray started by the job).
 
@@ -108,9 +108,8 @@ def _manifest(path: Path, images: Path, masks: list[Path], photos: int, items: i
         writer = csv.writer(handle)
         writer.writerow(["image", "mask", "output"])
         for index in range(items):
-            writer.writerow(
-                [images / f"{index % photos:04d}.jpg", masks[index], f"{index:05d}.png"]
-            )
+            mask = masks[index * len(masks) // items]  # spread evenly over the hole-size bins
+            writer.writerow([images / f"{index % photos:04d}.jpg", mask, f"{index:05d}.png"])
     return path
 
 

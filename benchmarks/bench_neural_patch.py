@@ -5,7 +5,8 @@ with a centred square hole of half the short side and with shared irregular mask
 0.1-0.3, resized to the photo), the content pass (``iterations=0``: the content network alone) and
 the refined result (the default settings) are compared inside the hole:
 
-* **gradient energy**: mean squared gradient of the grey image over the hole (sharper = higher);
+* **gradient energy**: mean squared gradient of the grey image inside the hole, without its 1-px
+  seam with the known pixels (sharper = higher);
 * **VGG distance** to the ground truth at the hole's feature positions, VGG-19 relu1_2, relu2_2,
   relu3_3 and relu4_1 (LPIPS's layers as far as the local VGG file goes), two ways: *perceptual*,
   the LPIPS recipe without learned weights (each position's feature vector scaled to unit length,
@@ -108,9 +109,16 @@ def resize_mask(hole: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def gradient_energy(image: np.ndarray, hole: np.ndarray) -> float:
+    """Mean squared central-difference gradient of the grey image over the hole's pixels whose
+    stencil holds only hole pixels (the 1-px seam with the known pixels measures the seam, not the
+    fill's texture)."""
+    from scipy.ndimage import binary_erosion
+
     grey = image.astype(np.float64).mean(axis=2) / 255
     dy, dx = np.gradient(grey)
-    return float((dx**2 + dy**2)[hole].mean())
+    inside = binary_erosion(hole, np.ones((3, 3), bool))
+    inside = inside if inside.any() else hole
+    return float((dx**2 + dy**2)[inside].mean())
 
 
 def psnr(truth: np.ndarray, result: np.ndarray) -> float:

@@ -17,8 +17,7 @@ def _telea_reference(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
 
 
 def test_ndarray_uint8_matches_opencv(smooth_image, square_hole):
-    out = holefill.inpaint(smooth_image, square_hole, method="telea",
-                           strategy="original")
+    out = holefill.inpaint(smooth_image, square_hole, method="telea", strategy="original")
     assert np.array_equal(out, _telea_reference(smooth_image, square_hole))
 
 
@@ -52,8 +51,9 @@ def test_pil_and_path_give_pil(tmp_path, smooth_image, square_hole):
     assert isinstance(out, Image.Image) and out.size == image.size
     image.save(tmp_path / "i.png")
     mask.save(tmp_path / "m.png")
-    from_path = holefill.inpaint(tmp_path / "i.png", str(tmp_path / "m.png"),
-                                 method="navier_stokes")
+    from_path = holefill.inpaint(
+        tmp_path / "i.png", str(tmp_path / "m.png"), method="navier_stokes"
+    )
     assert isinstance(from_path, Image.Image)
     assert np.array_equal(np.asarray(from_path), np.asarray(out))
     gray = holefill.inpaint(image.convert("L"), mask, method="telea")

@@ -26,17 +26,43 @@ def _run(args, capsys):
 
 
 def test_fill_one_image(files, capsys, smooth_image, square_hole):
-    code, _ = _run(["fill", files / "photo.png", "--mask", files / "mask.png", "-o",
-                    files / "out.png", "--method", "telea"], capsys)
+    code, _ = _run(
+        [
+            "fill",
+            files / "photo.png",
+            "--mask",
+            files / "mask.png",
+            "-o",
+            files / "out.png",
+            "--method",
+            "telea",
+        ],
+        capsys,
+    )
     assert code == 0
     out = np.asarray(Image.open(files / "out.png"))
     assert np.array_equal(out[~square_hole], smooth_image[~square_hole])
 
 
 def test_fill_concat_and_options(files, capsys):
-    code, _ = _run(["fill", files / "photo.png", "--mask", files / "mask.png", "-o",
-                    files / "c.jpg", "--method", "telea", "--radius", "5", "--concat",
-                    "--quality", "80"], capsys)
+    code, _ = _run(
+        [
+            "fill",
+            files / "photo.png",
+            "--mask",
+            files / "mask.png",
+            "-o",
+            files / "c.jpg",
+            "--method",
+            "telea",
+            "--radius",
+            "5",
+            "--concat",
+            "--quality",
+            "80",
+        ],
+        capsys,
+    )
     assert code == 0 and Image.open(files / "c.jpg").size == (64 * 3, 48)
 
 
@@ -46,21 +72,35 @@ def test_fill_folder_with_mask_folder(files, capsys, smooth_image):
     for name in ("a", "b"):
         Image.fromarray(smooth_image).save(files / "in" / "sub" / f"{name}.jpg")
         Image.open(files / "mask.png").save(files / "masks" / "sub" / f"{name}.png")
-    code, _ = _run(["fill", files / "in", "--mask", files / "masks", "-o", files / "out",
-                    "-m", "navier_stokes"], capsys)
+    code, _ = _run(
+        [
+            "fill",
+            files / "in",
+            "--mask",
+            files / "masks",
+            "-o",
+            files / "out",
+            "-m",
+            "navier_stokes",
+        ],
+        capsys,
+    )
     assert code == 0
     assert sorted(p.name for p in (files / "out" / "sub").iterdir()) == ["a.png", "b.png"]
 
 
-@pytest.mark.parametrize("problem, expected", [
-    ("missing_image", "no such file"),
-    ("bad_image", "not an image"),
-    ("size_mismatch", "mask is 10x10 but the image is 64x48"),
-    ("full_mask", "nothing to fill from"),
-    ("bad_method", "unknown method"),
-    ("bad_option", "has no option"),
-    ("exists", "exists; pass --overwrite"),
-])
+@pytest.mark.parametrize(
+    "problem, expected",
+    [
+        ("missing_image", "no such file"),
+        ("bad_image", "not an image"),
+        ("size_mismatch", "mask is 10x10 but the image is 64x48"),
+        ("full_mask", "nothing to fill from"),
+        ("bad_method", "unknown method"),
+        ("bad_option", "has no option"),
+        ("exists", "exists; pass --overwrite"),
+    ],
+)
 def test_errors_exit_2_with_one_line_and_write_nothing(files, capsys, problem, expected):
     image, mask, out = files / "photo.png", files / "mask.png", files / "result.png"
     extra: list[str] = ["--method", "telea"]
@@ -96,11 +136,15 @@ def test_methods_lists_each_with_options(capsys):
 
 def test_help_is_fast_and_light():
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "holefill", "--help"], capture_output=True,
-                            text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "holefill", "--help"], capture_output=True, text=True, check=True
+    )
     assert time.perf_counter() - start < 3.0 and "fill" in result.stdout
-    probe = ("import sys, holefill.cli; holefill.cli._build_parser(); "
-             "print(sorted(m for m in ('torch', 'cv2', 'skimage') if m in sys.modules))")
-    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                            check=True)
+    probe = (
+        "import sys, holefill.cli; holefill.cli._build_parser(); "
+        "print(sorted(m for m in ('torch', 'cv2', 'skimage') if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
     assert loaded.stdout.strip() == "[]"

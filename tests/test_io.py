@@ -105,8 +105,9 @@ def test_painted_alpha_mask_and_mask_from_alpha(tmp_path, smooth_image):
     painted = np.dstack([np.full((4, 4, 3), 200, np.uint8), alpha])
     path = _save(Image.fromarray(painted, "RGBA"), tmp_path / "paint.png")
     assert np.array_equal(read_mask(path), alpha > 0)
-    transparent = np.dstack([smooth_image, np.where(np.arange(64) < 10, 0, 255).astype(np.uint8)
-                             [None].repeat(48, 0)])
+    transparent = np.dstack(
+        [smooth_image, np.where(np.arange(64) < 10, 0, 255).astype(np.uint8)[None].repeat(48, 0)]
+    )
     loaded = read_image(_save(Image.fromarray(transparent, "RGBA"), tmp_path / "t.png"))
     assert mask_from_alpha(loaded)[:, :10].all() and not mask_from_alpha(loaded)[:, 10:].any()
     with pytest.raises(InputError, match="no alpha"):

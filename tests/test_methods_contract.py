@@ -31,8 +31,12 @@ def _tiny_pconv_weights(tmp_path_factory):
         return
     torch.manual_seed(0)
     config = PConvConfig(layers=3, width=0.25, max_channels=64)
-    path = save_pconv(PConvUNet(config).eval().state_dict(), config,
-                      tmp_path_factory.mktemp("pconv") / "tiny.safetensors", dtype="float32")
+    path = save_pconv(
+        PConvUNet(config).eval().state_dict(),
+        config,
+        tmp_path_factory.mktemp("pconv") / "tiny.safetensors",
+        dtype="float32",
+    )
     FAST_OPTIONS["pconv"] = {"weights": str(path)}
     yield
     FAST_OPTIONS.pop("pconv", None)
@@ -46,8 +50,11 @@ def _inputs(height: int, width: int, seed: int = 0):
     generator = torch.Generator().manual_seed(seed)
     image = torch.rand(1, 3, height, width, generator=generator)
     hole = torch.zeros(1, 1, height, width)
-    hole[..., height // 3 : height // 3 + max(1, height // 4),
-         width // 3 : width // 3 + max(1, width // 4)] = 1
+    hole[
+        ...,
+        height // 3 : height // 3 + max(1, height // 4),
+        width // 3 : width // 3 + max(1, width // 4),
+    ] = 1
     return image, hole
 
 
@@ -64,8 +71,7 @@ def test_fill_contract(name, size):
     assert out.shape == image.shape and out.dtype == torch.float32
     assert out.min() >= 0 and out.max() <= 1
     known = hole == 0
-    assert torch.equal(out.expand_as(image)[known.expand_as(image)],
-                       image[known.expand_as(image)])
+    assert torch.equal(out.expand_as(image)[known.expand_as(image)], image[known.expand_as(image)])
     # the hole is actually filled with something other than the (random) input there
     assert not torch.equal(out[hole.expand_as(image) > 0], image[hole.expand_as(image) > 0])
 
@@ -105,8 +111,7 @@ def test_full_mask_is_an_error(name):
 
 @pytest.mark.parametrize("name", METHODS)
 def test_numpy_api_uint8_known_pixels_bit_identical(name, smooth_image, square_hole):
-    out = holefill.inpaint(smooth_image, square_hole, method=name,
-                           **FAST_OPTIONS.get(name, {}))
+    out = holefill.inpaint(smooth_image, square_hole, method=name, **FAST_OPTIONS.get(name, {}))
     assert out.dtype == np.uint8 and out.shape == smooth_image.shape
     assert np.array_equal(out[~square_hole], smooth_image[~square_hole])
     if name in UNTRAINED:

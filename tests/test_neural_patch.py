@@ -237,8 +237,9 @@ def test_pconv_as_content_network(tmp_path, vgg_file):
     config = unet.PConvConfig(layers=3, width=0.25, max_channels=64)
     path = save_pconv(unet.PConvUNet(config).state_dict(), config, tmp_path / "pconv.safetensors")
     image, hole = _photo_like(40, 56, seed=2)
-    inpainter = holefill.create_inpainter("neural_patch", content="pconv", weights=str(path),
-                                          vgg_weights=vgg_file, iterations=1)
+    inpainter = holefill.create_inpainter(
+        "neural_patch", content="pconv", weights=str(path), vgg_weights=vgg_file, iterations=1
+    )
     out = inpainter.fill(image, hole)
     known = (hole == 0).expand_as(image)
     assert torch.equal(out[known], image[known]) and torch.isfinite(out).all()

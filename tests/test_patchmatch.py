@@ -192,7 +192,13 @@ def test_filled_values_come_from_the_image():
 
 @pytest.mark.parametrize(
     "options",
-    [{"patch_size": 4}, {"patch_size": 1}, {"em_iterations": 0}, {"search_iterations": 0}],
+    [
+        {"patch_size": 4},
+        {"patch_size": 1},
+        {"patch_size": 5.0},
+        {"em_iterations": 0},
+        {"search_iterations": 0},
+    ],
 )
 def test_bad_options_raise_input_error(options):
     with pytest.raises(InputError):

@@ -32,8 +32,13 @@ def tiny_net() -> PConvUNet:
 
 @pytest.fixture
 def weights(tiny_net, tmp_path):
-    return save_pconv(tiny_net.state_dict(), CONFIG, tmp_path / "tiny.safetensors",
-                      dtype="float32", metadata={"step": "7"})
+    return save_pconv(
+        tiny_net.state_dict(),
+        CONFIG,
+        tmp_path / "tiny.safetensors",
+        dtype="float32",
+        metadata={"step": "7"},
+    )
 
 
 def _odd_inputs():
@@ -121,8 +126,13 @@ def test_half_precision_export_is_close(tmp_path, tiny_net):
     assert header["dtype"] == "float16"
     assert all(t.dtype == torch.float16 for t in tensors.values() if t.is_floating_point())
     image, hole = _odd_inputs()
-    full = PConvInpainter(weights=str(save_pconv(tiny_net.state_dict(), CONFIG,
-                                                 tmp_path / "full.safetensors", dtype="float32")),
-                          strategy="original").fill(image, hole)
+    full = PConvInpainter(
+        weights=str(
+            save_pconv(
+                tiny_net.state_dict(), CONFIG, tmp_path / "full.safetensors", dtype="float32"
+            )
+        ),
+        strategy="original",
+    ).fill(image, hole)
     half = PConvInpainter(weights=str(path), strategy="original").fill(image, hole)
     assert (full - half).abs().max() < 2e-2

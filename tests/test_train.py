@@ -75,8 +75,16 @@ def trained_run(data_dirs, tmp_path_factory):
 def test_config_file_then_overrides(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("optim:\n  lr: 1.0e-3\n  max_steps: 7\ndata:\n  size: 64\namp: fp16\n")
-    config = load_config(path, ["optim.lr=1e-4", "data.crop_scale=[0.5, 1]", "optim.max_steps=5e3",
-                                "loss.weights.style=100", "optim.max_minutes=null"])
+    config = load_config(
+        path,
+        [
+            "optim.lr=1e-4",
+            "data.crop_scale=[0.5, 1]",
+            "optim.max_steps=5e3",
+            "loss.weights.style=100",
+            "optim.max_minutes=null",
+        ],
+    )
     assert config.optim.lr == pytest.approx(1e-4)  # YAML 1.1 reads "1e-4" as text: converted
     assert config.optim.max_steps == 5000 and isinstance(config.optim.max_steps, int)
     assert config.data.size == 64 and config.amp == "fp16"
@@ -85,16 +93,19 @@ def test_config_file_then_overrides(tmp_path):
     assert config.optim.max_minutes is None
 
 
-@pytest.mark.parametrize("override, message", [
-    ("optim.lrr=1", "unknown config key 'optim.lrr'; did you mean 'optim.lr'"),
-    ("nonsense=1", "unknown config key 'nonsense'"),
-    ("amp=fp8", "'amp' must be one of"),
-    ("model.layers=2.5", "'model.layers' must be int"),
-    ("data=3", "'data' is a section"),
-    ("channels_last=maybe", "'channels_last' must be bool"),
-    ("optim.lr", "must look like dotted.key=value"),
-    ("max_minutes=4", "did you mean 'optim.max_minutes'"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("optim.lrr=1", "unknown config key 'optim.lrr'; did you mean 'optim.lr'"),
+        ("nonsense=1", "unknown config key 'nonsense'"),
+        ("amp=fp8", "'amp' must be one of"),
+        ("model.layers=2.5", "'model.layers' must be int"),
+        ("data=3", "'data' is a section"),
+        ("channels_last=maybe", "'channels_last' must be bool"),
+        ("optim.lr", "must look like dotted.key=value"),
+        ("max_minutes=4", "did you mean 'optim.max_minutes'"),
+    ],
+)
 def test_config_errors_name_the_key(override, message):
     with pytest.raises(InputError, match=message.replace("(", r"\(")):
         load_config(None, [override])
@@ -162,8 +173,10 @@ def test_sampler_shards_the_same_global_batches():
     ranks = [list(StreamSampler(8, start=16, rank=r, world_size=2, steps=3)) for r in range(2)]
     assert single == list(range(16, 40))
     for step in range(3):  # step k of rank r: the r-th half of global batch k
-        assert ranks[0][4 * step : 4 * step + 4] + ranks[1][4 * step : 4 * step + 4] == \
-            single[8 * step : 8 * step + 8]
+        assert (
+            ranks[0][4 * step : 4 * step + 4] + ranks[1][4 * step : 4 * step + 4]
+            == single[8 * step : 8 * step + 8]
+        )
     with pytest.raises(InputError, match="multiple of the number of processes"):
         StreamSampler(6, world_size=4)
 
@@ -191,7 +204,9 @@ def test_checkpoints_are_atomic_and_pruned(tmp_path, monkeypatch):
     for step in (1, 2, 3):
         ckpt.save_checkpoint(tmp_path, {"step": step, "weights": torch.full((4,), step)}, keep=2)
     assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == [
-        "step_00000002.pt", "step_00000003.pt"]
+        "step_00000002.pt",
+        "step_00000003.pt",
+    ]
     assert ckpt.latest_checkpoint(tmp_path).name == "step_00000003.pt"
 
     def crash(obj, handle, *args, **kwargs):
@@ -204,7 +219,10 @@ def test_checkpoints_are_atomic_and_pruned(tmp_path, monkeypatch):
     monkeypatch.undo()
     folder = tmp_path / ckpt.CHECKPOINT_DIR
     assert sorted(p.name for p in folder.iterdir()) == [
-        "latest", "step_00000002.pt", "step_00000003.pt"]  # no temp file, nothing replaced
+        "latest",
+        "step_00000002.pt",
+        "step_00000003.pt",
+    ]  # no temp file, nothing replaced
     state = ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path))
     assert state["step"] == 3 and torch.equal(state["weights"], torch.full((4,), 3))
     (folder / "latest").unlink()  # a missing pointer falls back to the highest step
@@ -239,10 +257,22 @@ def test_training_lowers_the_loss_and_writes_the_run_folder(trained_run):
     assert result.step == 20 and result.stopped_by == "max_steps"
     with (run_dir / "train.csv").open() as handle:
         assert handle.readline().strip().split(",") == [
-            "step", "time_s", "lr", *LOSS_KEYS, "images_per_s"]
-    psnr = {int(s): p for s, p, b in zip(_column(run_dir / "val.csv", "step"),
-                                        _column(run_dir / "val.csv", "psnr"),
-                                        _bins(run_dir / "val.csv"), strict=True) if b == "all"}
+            "step",
+            "time_s",
+            "lr",
+            *LOSS_KEYS,
+            "images_per_s",
+        ]
+    psnr = {
+        int(s): p
+        for s, p, b in zip(
+            _column(run_dir / "val.csv", "step"),
+            _column(run_dir / "val.csv", "psnr"),
+            _bins(run_dir / "val.csv"),
+            strict=True,
+        )
+        if b == "all"
+    }
     assert sorted(psnr) == [10, 20] and psnr[20] > psnr[10]
     for step in (10, 20):
         grid = Image.open(run_dir / "val" / f"val_step{step}.png")
@@ -276,15 +306,21 @@ def test_validation_metrics_equal_scikit_image():
     hole = holes.permute(0, 2, 3, 1).numpy().astype(bool)
     composite = np.where(hole, 0.5, truth)  # independent of the trainer's compositing
     assert np.allclose(results.permute(0, 2, 3, 1).numpy(), composite, atol=1e-6)
-    reference = [(peak_signal_noise_ratio(t, c, data_range=1.0),
-                  structural_similarity(t, c, data_range=1.0, channel_axis=-1))
-                 for t, c in zip(truth, composite, strict=True)]
+    reference = [
+        (
+            peak_signal_noise_ratio(t, c, data_range=1.0),
+            structural_similarity(t, c, data_range=1.0, channel_axis=-1),
+        )
+        for t, c in zip(truth, composite, strict=True)
+    ]
     for label, members in (("a", [0, 2]), ("b", [1, 3]), ("all", [0, 1, 2, 3])):
         assert table[label]["count"] == len(members)
-        assert table[label]["psnr"] == pytest.approx(np.mean([reference[i][0] for i in members]),
-                                                     abs=1e-4)
-        assert table[label]["ssim"] == pytest.approx(np.mean([reference[i][1] for i in members]),
-                                                     abs=1e-5)
+        assert table[label]["psnr"] == pytest.approx(
+            np.mean([reference[i][0] for i in members]), abs=1e-4
+        )
+        assert table[label]["ssim"] == pytest.approx(
+            np.mean([reference[i][1] for i in members]), abs=1e-5
+        )
     same = image_metrics(truth[0], truth[0])
     assert same == (100.0, pytest.approx(1.0))
     assert metrics_by_bin(truth[:1], truth[:1], ["x"])["x"]["count"] == 1
@@ -299,7 +335,9 @@ def test_export_round_trip_through_pconv_inpainter(trained_run, tmp_path, dtype,
     out = ckpt.export_pconv(run_dir, tmp_path / "tiny.safetensors", dtype=dtype)
     state = ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))
     config, tensors, header = read_pconv(out)
-    assert header["step"] == "20" and header["dtype"] == dtype and len(header["weights_sha256"]) == 64
+    assert (
+        header["step"] == "20" and header["dtype"] == dtype and len(header["weights_sha256"]) == 64
+    )
     assert str(tensors[next(iter(tensors))].dtype) == f"torch.{dtype}"
     net = PConvUNet(config)
     net.load_state_dict(state["model"])
@@ -328,8 +366,17 @@ def test_export_command_and_errors(trained_run, tmp_path, capsys):
 
 def test_cli_refuses_to_overwrite_a_run_and_reports_bad_keys(trained_run, data_dirs, capsys):
     run_dir, _ = trained_run
-    args = ["pconv", "--data", str(data_dirs[0]), "--config", TINY, "--out", str(run_dir),
-            "--device", "cpu"]
+    args = [
+        "pconv",
+        "--data",
+        str(data_dirs[0]),
+        "--config",
+        TINY,
+        "--out",
+        str(run_dir),
+        "--device",
+        "cpu",
+    ]
     assert train_main(args) == 2
     assert "pass --resume" in capsys.readouterr().err
     assert train_main([*args, "optim.lrr=1"]) == 2
@@ -337,8 +384,9 @@ def test_cli_refuses_to_overwrite_a_run_and_reports_bad_keys(trained_run, data_d
 
 
 def test_time_budget_stops_checkpoints_and_exports(data_dirs, tmp_path):
-    config = _tiny(data_dirs[0], None, "optim.max_steps=1000", "optim.max_minutes=0.0001",
-                   "ckpt_every=0")
+    config = _tiny(
+        data_dirs[0], None, "optim.max_steps=1000", "optim.max_minutes=0.0001", "ckpt_every=0"
+    )
     result = train(config, tmp_path / "run", device="cpu")
     assert result.stopped_by == "max_minutes" and result.step == 1
     assert ckpt.latest_checkpoint(tmp_path / "run").name == "step_00000001.pt"
@@ -353,14 +401,35 @@ def test_time_budget_stops_checkpoints_and_exports(data_dirs, tmp_path):
 
 
 def _command(data_dir: Path, run_dir: Path, *overrides: str) -> list[str]:
-    return [sys.executable, "-m", "holefill.train.cli", "pconv", "--data", str(data_dir),
-            "--config", TINY, "--out", str(run_dir), "--device", "cpu", "log_every=1",
-            "val_every=0", "ckpt_every=3", "optim.finetune_from_step=5", *overrides]
+    return [
+        sys.executable,
+        "-m",
+        "holefill.train.cli",
+        "pconv",
+        "--data",
+        str(data_dir),
+        "--config",
+        TINY,
+        "--out",
+        str(run_dir),
+        "--device",
+        "cpu",
+        "log_every=1",
+        "val_every=0",
+        "ckpt_every=3",
+        "optim.finetune_from_step=5",
+        *overrides,
+    ]
 
 
 def _start(command: list[str]) -> subprocess.Popen:
-    return subprocess.Popen(command, env=SUBPROCESS_ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        command,
+        env=SUBPROCESS_ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def _finish(process: subprocess.Popen) -> None:
@@ -370,8 +439,9 @@ def _finish(process: subprocess.Popen) -> None:
 
 def _losses(run_dir: Path) -> list[tuple[str, ...]]:
     with (run_dir / "train.csv").open(newline="") as handle:
-        return [(row["step"], row["lr"], *(row[k] for k in LOSS_KEYS))
-                for row in csv.DictReader(handle)]
+        return [
+            (row["step"], row["lr"], *(row[k] for k in LOSS_KEYS)) for row in csv.DictReader(handle)
+        ]
 
 
 def test_resume_after_sigkill_matches_an_uninterrupted_run(data_dirs, tmp_path):
@@ -389,8 +459,13 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(data_dirs, tmp_path):
         killed.communicate()
     killed_at = ckpt.load_checkpoint(ckpt.latest_checkpoint(killed_dir))["step"]
     assert 3 <= killed_at < target and killed_at % 3 == 0
-    _finish(_start(_command(data_dirs[0], killed_dir, f"optim.max_steps={target}",
-                            "data.workers=1", "--resume")))
+    _finish(
+        _start(
+            _command(
+                data_dirs[0], killed_dir, f"optim.max_steps={target}", "data.workers=1", "--resume"
+            )
+        )
+    )
     _finish(straight)
 
     resumed = ckpt.load_checkpoint(ckpt.latest_checkpoint(killed_dir))

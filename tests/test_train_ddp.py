@@ -31,17 +31,39 @@ def _photos(folder: Path, count: int) -> Path:
 
 
 def _train(launcher: list[str], data: Path, run_dir: Path, *overrides: str) -> None:
-    command = [*launcher, "-m", "holefill.train.cli", "pconv", "--data", str(data), "--config",
-               "pconv_tiny", "--out", str(run_dir), "--device", "cpu", "val_every=0",
-               "ckpt_every=0", "log_every=2", "debug_rank_state=true",
-               "optim.finetune_from_step=6", *overrides]
+    command = [
+        *launcher,
+        "-m",
+        "holefill.train.cli",
+        "pconv",
+        "--data",
+        str(data),
+        "--config",
+        "pconv_tiny",
+        "--out",
+        str(run_dir),
+        "--device",
+        "cpu",
+        "val_every=0",
+        "ckpt_every=0",
+        "log_every=2",
+        "debug_rank_state=true",
+        "optim.finetune_from_step=6",
+        *overrides,
+    ]
     done = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
 
 
 def test_two_gloo_processes_keep_identical_weights_and_learn(tmp_path):
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                "--nproc_per_node", "2"]
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+    ]
     data, run_dir = _photos(tmp_path / "photos", 8), tmp_path / "run"
     _train(torchrun, data, run_dir, "optim.max_steps=10")
 

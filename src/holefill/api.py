@@ -118,9 +118,17 @@ def _mask_to_bool(mask: Any, *, threshold: int, invert: bool) -> np.ndarray:
     return ~hole if invert else hole
 
 
-def inpaint(image: Any, mask: Any, method: str | None = None, *, invert_mask: bool = False,
-            mask_threshold: int = 127, resize_mask: bool = False,
-            max_pixels: int = DEFAULT_MAX_PIXELS, **options: Any):
+def inpaint(
+    image: Any,
+    mask: Any,
+    method: str | None = None,
+    *,
+    invert_mask: bool = False,
+    mask_threshold: int = 127,
+    resize_mask: bool = False,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    **options: Any,
+):
     """Fill the holes of ``image`` marked by ``mask``.
 
     Parameters
@@ -157,12 +165,20 @@ def inpaint(image: Any, mask: Any, method: str | None = None, *, invert_mask: bo
     if isinstance(image, np.ndarray):
         _check_array(image)
         rgb, alpha = _array_to_rgb(image)
-        hole = match_mask(_mask_to_bool(mask, threshold=mask_threshold, invert=invert_mask),
-                          rgb.shape[:2], resize=resize_mask)
+        hole = match_mask(
+            _mask_to_bool(mask, threshold=mask_threshold, invert=invert_mask),
+            rgb.shape[:2],
+            resize=resize_mask,
+        )
         filled = fill_pixels(np.ascontiguousarray(rgb), hole, inpainter)
         if image.ndim == 2:
-            filled = np.where(hole, np.rint(filled.astype(np.float64).mean(axis=2)).astype(
-                image.dtype) if image.dtype.kind != "f" else filled.mean(axis=2), image)
+            filled = np.where(
+                hole,
+                np.rint(filled.astype(np.float64).mean(axis=2)).astype(image.dtype)
+                if image.dtype.kind != "f"
+                else filled.mean(axis=2),
+                image,
+            )
             return filled.astype(image.dtype)
         if alpha is not None:
             filled = np.dstack([filled, alpha])
@@ -170,14 +186,20 @@ def inpaint(image: Any, mask: Any, method: str | None = None, *, invert_mask: bo
     if not isinstance(image, str | os.PathLike | Image.Image):
         raise InputError(f"image must be a path, a PIL image or a numpy array, not {type(image)}")
     loaded = read_image(image, max_pixels=max_pixels)
-    hole = match_mask(_mask_to_bool(mask, threshold=mask_threshold, invert=invert_mask),
-                      loaded.size, resize=resize_mask)
+    hole = match_mask(
+        _mask_to_bool(mask, threshold=mask_threshold, invert=invert_mask),
+        loaded.size,
+        resize=resize_mask,
+    )
     filled = fill_pixels(loaded.pixels, hole, inpainter)
     if filled.dtype == np.uint16:
         filled = (filled // 257).astype(np.uint8)
     if isinstance(image, Image.Image) and image.mode in ("L", "1"):
-        return Image.fromarray(np.where(hole, filled.mean(axis=2).round().astype(np.uint8),
-                                        np.asarray(image.convert("L"))))
+        return Image.fromarray(
+            np.where(
+                hole, filled.mean(axis=2).round().astype(np.uint8), np.asarray(image.convert("L"))
+            )
+        )
     if loaded.alpha is not None:
         alpha = loaded.alpha if loaded.alpha.dtype == np.uint8 else (loaded.alpha // 257)
         result = Image.fromarray(np.dstack([filled, alpha.astype(np.uint8)]), "RGBA")

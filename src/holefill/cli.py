@@ -14,9 +14,16 @@ from holefill.errors import HolefillError, InputError
 EXIT_USAGE = 2
 
 _CONVENIENCE_OPTIONS = {  # flag dest -> method option name
-    "strategy": "strategy", "max_side": "max_side", "margin": "margin", "seed": "seed",
-    "weights": "weights", "device": "device", "radius": "radius", "patch_size": "patch_size",
-    "vgg_weights": "vgg_weights", "content": "content",
+    "strategy": "strategy",
+    "max_side": "max_side",
+    "margin": "margin",
+    "seed": "seed",
+    "weights": "weights",
+    "device": "device",
+    "radius": "radius",
+    "patch_size": "patch_size",
+    "vgg_weights": "vgg_weights",
+    "content": "content",
 }
 
 
@@ -31,8 +38,11 @@ def _parse_value(text: str):
 
 def method_options_from_args(args: argparse.Namespace) -> dict:
     """Method options from the convenience flags and repeated ``-p KEY=VALUE``."""
-    options = {option: getattr(args, dest) for dest, option in _CONVENIENCE_OPTIONS.items()
-               if getattr(args, dest, None) is not None}
+    options = {
+        option: getattr(args, dest)
+        for dest, option in _CONVENIENCE_OPTIONS.items()
+        if getattr(args, dest, None) is not None
+    }
     for item in getattr(args, "param", None) or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
@@ -44,10 +54,17 @@ def method_options_from_args(args: argparse.Namespace) -> dict:
 def add_method_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags shared by every command that runs a method (fill, batch, bench, serve)."""
     group = parser.add_argument_group("method")
-    group.add_argument("--method", "-m", help="inpainting method (see `holefill methods`); "
-                       "default pconv when its weights are installed, else telea")
-    group.add_argument("--strategy", choices=("original", "crop", "resize"),
-                       help="high-resolution strategy (default: the method's own)")
+    group.add_argument(
+        "--method",
+        "-m",
+        help="inpainting method (see `holefill methods`); "
+        "default pconv when its weights are installed, else telea",
+    )
+    group.add_argument(
+        "--strategy",
+        choices=("original", "crop", "resize"),
+        help="high-resolution strategy (default: the method's own)",
+    )
     group.add_argument("--max-side", type=int, help="longest side the method works at")
     group.add_argument("--margin", type=int, help="context in pixels around each hole (crop)")
     group.add_argument("--seed", type=int, help="random seed of stochastic methods")
@@ -57,37 +74,55 @@ def add_method_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--radius", type=float, help="neighbourhood radius (telea, navier_stokes)")
     group.add_argument("--patch-size", type=int, help="patch size (patchmatch, criminisi)")
     group.add_argument("--content", help="content network of neural_patch (default or pconv)")
-    group.add_argument("-p", "--param", action="append", metavar="KEY=VALUE",
-                       help="any other method option (repeatable)")
+    group.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="any other method option (repeatable)",
+    )
 
 
 def add_mask_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("mask")
     group.add_argument("--invert-mask", action="store_true", help="black is hole instead of white")
     group.add_argument("--mask-threshold", type=int, default=127, help="binarise masks at (127)")
-    group.add_argument("--resize-mask", action="store_true",
-                       help="resize a mask of another size to the image (nearest)")
-    group.add_argument("--mask-from-alpha", action="store_true",
-                       help="use the image's transparent pixels as the hole (no --mask needed)")
-    group.add_argument("--max-pixels", type=int, default=None,
-                       help="refuse larger images (default 100 megapixels)")
+    group.add_argument(
+        "--resize-mask",
+        action="store_true",
+        help="resize a mask of another size to the image (nearest)",
+    )
+    group.add_argument(
+        "--mask-from-alpha",
+        action="store_true",
+        help="use the image's transparent pixels as the hole (no --mask needed)",
+    )
+    group.add_argument(
+        "--max-pixels", type=int, default=None, help="refuse larger images (default 100 megapixels)"
+    )
 
 
 def _build_parser() -> argparse.ArgumentParser:
     from holefill import __version__
 
     parser = argparse.ArgumentParser(
-        prog="holefill", description="Fill holes in photographs.",
-        epilog="Masks: white (nonzero) = hole. Run `holefill COMMAND --help` for details.")
+        prog="holefill",
+        description="Fill holes in photographs.",
+        epilog="Masks: white (nonzero) = hole. Run `holefill COMMAND --help` for details.",
+    )
     parser.add_argument("--version", action="version", version=f"holefill {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    fill = commands.add_parser("fill", help="fill one image, many images or a folder",
-                               description="Fill the holes of images; white in the mask = hole.")
+    fill = commands.add_parser(
+        "fill",
+        help="fill one image, many images or a folder",
+        description="Fill the holes of images; white in the mask = hole.",
+    )
     fill.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
     fill.add_argument("--mask", help="mask file (one for all) or a folder of masks matched by name")
-    fill.add_argument("-o", "--out", required=True,
-                      help="output file (one image) or folder (many images)")
+    fill.add_argument(
+        "-o", "--out", required=True, help="output file (one image) or folder (many images)"
+    )
     add_method_arguments(fill)
     add_mask_arguments(fill)
     output = fill.add_argument_group("output")
@@ -98,10 +133,12 @@ def _build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("methods", help="list the registered methods and their options")
 
-    for name, help_text in (("train", "train a model (pconv, content); see `holefill train --help`"),
-                            ("bench", "evaluate methods in the PConv protocol"),
-                            ("serve", "local web page to paint a mask and fill it"),
-                            ("batch", "fill a whole collection, resumably (local or Ray)")):
+    for name, help_text in (
+        ("train", "train a model (pconv, content); see `holefill train --help`"),
+        ("bench", "evaluate methods in the PConv protocol"),
+        ("serve", "local web page to paint a mask and fill it"),
+        ("batch", "fill a whole collection, resumably (local or Ray)"),
+    ):
         sub = commands.add_parser(name, help=help_text, add_help=False)
         sub.add_argument("rest", nargs=argparse.REMAINDER)
     return parser

@@ -65,8 +65,9 @@ def find_mask(mask_root: Path, relative: Path) -> Path | None:
     return next((path for path in candidates if path.is_file()), None)
 
 
-def pair_images(inputs: list[str | Path], mask: str | Path | None, *,
-                from_alpha: bool = False) -> list[FillPair]:
+def pair_images(
+    inputs: list[str | Path], mask: str | Path | None, *, from_alpha: bool = False
+) -> list[FillPair]:
     """Pair each image with its mask: one mask file for all, or a folder matched by name."""
     images = expand_images(inputs)
     if from_alpha:
@@ -93,8 +94,12 @@ def load_pair(pair: FillPair, options: MaskOptions):
     if pair.mask is None:
         hole = mask_from_alpha(loaded, threshold=options.threshold)
     else:
-        hole = read_mask(pair.mask, threshold=options.threshold, invert=options.invert,
-                         max_pixels=options.max_pixels)
+        hole = read_mask(
+            pair.mask,
+            threshold=options.threshold,
+            invert=options.invert,
+            max_pixels=options.max_pixels,
+        )
         hole = match_mask(hole, loaded.size, resize=options.resize)
     return loaded, hole
 
@@ -107,8 +112,16 @@ def concat_panel(pixels: np.ndarray, hole: np.ndarray, filled: np.ndarray) -> np
     return np.concatenate([shown, mask_rgb, filled], axis=1)
 
 
-def fill_file(pair: FillPair, out_path: Path, inpainter, options: MaskOptions, *,
-              quality: int = 95, concat: bool = False, overwrite: bool = False) -> float:
+def fill_file(
+    pair: FillPair,
+    out_path: Path,
+    inpainter,
+    options: MaskOptions,
+    *,
+    quality: int = 95,
+    concat: bool = False,
+    overwrite: bool = False,
+) -> float:
     """Fill one image file into ``out_path`` (atomic write); returns the hole ratio."""
     from holefill.api import fill_pixels
 
@@ -122,31 +135,48 @@ def fill_file(pair: FillPair, out_path: Path, inpainter, options: MaskOptions, *
     if not hole.any():
         import warnings
 
-        warnings.warn(f"{pair.image}: the mask is empty; writing the image unchanged",
-                      stacklevel=2)
+        warnings.warn(f"{pair.image}: the mask is empty; writing the image unchanged", stacklevel=2)
     alpha = loaded.alpha
     if filled.dtype == np.uint16 and fmt not in ("PNG", "TIFF"):
         filled = (filled // 257).astype(np.uint8)
         alpha = None if alpha is None else (alpha // 257).astype(np.uint8)
     if concat:
-        filled = concat_panel(loaded.pixels.astype(filled.dtype) if loaded.pixels.dtype ==
-                              filled.dtype else filled, hole, filled)
+        filled = concat_panel(
+            loaded.pixels.astype(filled.dtype) if loaded.pixels.dtype == filled.dtype else filled,
+            hole,
+            filled,
+        )
         alpha = None
-    write_image(out_path, filled, alpha=alpha, quality=quality, exif=loaded.exif, icc=loaded.icc,
-                overwrite=overwrite)
+    write_image(
+        out_path,
+        filled,
+        alpha=alpha,
+        quality=quality,
+        exif=loaded.exif,
+        icc=loaded.icc,
+        overwrite=overwrite,
+    )
     return float(hole.mean())
 
 
 def mask_options_from_args(args: argparse.Namespace) -> MaskOptions:
-    return MaskOptions(threshold=args.mask_threshold, invert=args.invert_mask,
-                       resize=args.resize_mask, from_alpha=args.mask_from_alpha,
-                       max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS)
+    return MaskOptions(
+        threshold=args.mask_threshold,
+        invert=args.invert_mask,
+        resize=args.resize_mask,
+        from_alpha=args.mask_from_alpha,
+        max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
+    )
 
 
 def _single_output(args: argparse.Namespace, pairs: list[FillPair]) -> bool:
     out = Path(args.out)
-    return (len(pairs) == 1 and not Path(args.images[0]).is_dir() and not out.is_dir()
-            and out.suffix.lower() in IMAGE_SUFFIXES)
+    return (
+        len(pairs) == 1
+        and not Path(args.images[0]).is_dir()
+        and not out.is_dir()
+        and out.suffix.lower() in IMAGE_SUFFIXES
+    )
 
 
 def run_fill(args: argparse.Namespace, method_options: dict) -> int:
@@ -161,8 +191,15 @@ def run_fill(args: argparse.Namespace, method_options: dict) -> int:
     pairs = pair_images(args.images, args.mask, from_alpha=options.from_alpha)
     inpainter = get_inpainter(args.method or default_method(), **method_options)
     if _single_output(args, pairs):
-        fill_file(pairs[0], Path(args.out), inpainter, options, quality=args.quality,
-                  concat=args.concat, overwrite=args.overwrite)
+        fill_file(
+            pairs[0],
+            Path(args.out),
+            inpainter,
+            options,
+            quality=args.quality,
+            concat=args.concat,
+            overwrite=args.overwrite,
+        )
         return 0
     out_dir = Path(args.out)
     if out_dir.suffix.lower() in IMAGE_SUFFIXES and len(pairs) > 1:
@@ -172,8 +209,15 @@ def run_fill(args: argparse.Namespace, method_options: dict) -> int:
     for pair in tqdm(pairs, desc="filling", unit="img", disable=None):
         target = out_dir / pair.relative.with_suffix(suffix)
         try:
-            fill_file(pair, target, inpainter, options, quality=args.quality,
-                      concat=args.concat, overwrite=args.overwrite)
+            fill_file(
+                pair,
+                target,
+                inpainter,
+                options,
+                quality=args.quality,
+                concat=args.concat,
+                overwrite=args.overwrite,
+            )
         except InputError as exc:
             failures += 1
             print(f"holefill: error: {exc}", file=sys.stderr)

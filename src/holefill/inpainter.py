@@ -41,12 +41,20 @@ class Window:
         return slice(self.top, self.bottom), slice(self.left, self.right)
 
     def overlaps(self, other: Window) -> bool:
-        return not (self.bottom <= other.top or other.bottom <= self.top
-                    or self.right <= other.left or other.right <= self.left)
+        return not (
+            self.bottom <= other.top
+            or other.bottom <= self.top
+            or self.right <= other.left
+            or other.right <= self.left
+        )
 
     def union(self, other: Window) -> Window:
-        return Window(min(self.top, other.top), min(self.left, other.left),
-                      max(self.bottom, other.bottom), max(self.right, other.right))
+        return Window(
+            min(self.top, other.top),
+            min(self.left, other.left),
+            max(self.bottom, other.bottom),
+            max(self.right, other.right),
+        )
 
 
 def hole_windows(hole: np.ndarray, margin: int, min_context: float = 0.5) -> list[Window]:
@@ -62,8 +70,14 @@ def hole_windows(hole: np.ndarray, margin: int, min_context: float = 0.5) -> lis
     windows: list[Window] = []
     for x, y, w, h, _area in stats[1:count]:
         grow = max(margin, int(np.ceil(min_context * max(w, h))))
-        windows.append(Window(max(0, y - grow), max(0, x - grow),
-                              min(height, y + h + grow), min(width, x + w + grow)))
+        windows.append(
+            Window(
+                max(0, y - grow),
+                max(0, x - grow),
+                min(height, y + h + grow),
+                min(width, x + w + grow),
+            )
+        )
     merged = True
     while merged:  # merge until no two windows overlap
         merged = False
@@ -132,11 +146,19 @@ class Inpainter:
     #: spatial multiple the method needs (e.g. a U-Net); the base pads with hole pixels
     size_multiple: ClassVar[int] = 1
 
-    def __init__(self, *, strategy: str | None = None, max_side: int | None = None,
-                 margin: int = 32, seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        strategy: str | None = None,
+        max_side: int | None = None,
+        margin: int = 32,
+        seed: int = 0,
+    ) -> None:
         strategy = strategy or self.default_strategy
         if strategy not in STRATEGIES:
-            raise InputError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+            raise InputError(
+                f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}"
+            )
         if max_side is not None and max_side < 0:
             raise InputError(f"max_side must be >= 0, got {max_side}")
         if margin < 0:
@@ -147,8 +169,10 @@ class Inpainter:
         self.seed = int(seed)
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(strategy={self.strategy!r}, max_side={self.max_side}, "
-                f"margin={self.margin}, seed={self.seed})")
+        return (
+            f"{type(self).__name__}(strategy={self.strategy!r}, max_side={self.max_side}, "
+            f"margin={self.margin}, seed={self.seed})"
+        )
 
     # -- the algorithm ---------------------------------------------------------------------
     def _fill(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
@@ -166,12 +190,14 @@ class Inpainter:
         for index in range(image.shape[0]):
             sample_hole = hole[index : index + 1]
             if not sample_hole.any():
-                warnings.warn("the mask is empty: nothing to fill, returning the input",
-                              stacklevel=2)
+                warnings.warn(
+                    "the mask is empty: nothing to fill, returning the input", stacklevel=2
+                )
                 continue
             if sample_hole.all():
                 raise NothingToFillFromError(
-                    "the mask covers the whole image: nothing to fill from (no known pixels)")
+                    "the mask covers the whole image: nothing to fill from (no known pixels)"
+                )
             out[index : index + 1] = self._fill_one(image[index : index + 1], sample_hole)
         return out
 
@@ -199,11 +225,14 @@ class Inpainter:
         small_image, small_hole = _downscale(image, hole, self.max_side)
         if small_hole.all():
             raise NothingToFillFromError(
-                f"at max_side={self.max_side} the hole covers everything; raise max_side")
-        small_filled = self._composite(small_image, small_hole,
-                                       self._fill_padded(small_image, small_hole))
-        filled = F.interpolate(small_filled, size=(height, width), mode="bicubic",
-                               align_corners=False).clamp(0, 1)
+                f"at max_side={self.max_side} the hole covers everything; raise max_side"
+            )
+        small_filled = self._composite(
+            small_image, small_hole, self._fill_padded(small_image, small_hole)
+        )
+        filled = F.interpolate(
+            small_filled, size=(height, width), mode="bicubic", align_corners=False
+        ).clamp(0, 1)
         return self._composite(image, hole, filled)
 
     def _fill_padded(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
@@ -235,8 +264,9 @@ class NumpyInpainter(Inpainter):
     def _fill(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
         results = []
         for index in range(image.shape[0]):
-            array = np.ascontiguousarray(image[index].permute(1, 2, 0).cpu().numpy(),
-                                         dtype=np.float32)
+            array = np.ascontiguousarray(
+                image[index].permute(1, 2, 0).cpu().numpy(), dtype=np.float32
+            )
             hole_array = hole[index, 0].cpu().numpy() > 0.5
             filled = np.asarray(self._fill_array(array, hole_array), dtype=np.float32)
             results.append(torch.from_numpy(filled).permute(2, 0, 1))

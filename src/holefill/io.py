@@ -18,8 +18,15 @@ from holefill.errors import ImageTooLargeError, InputError
 #: Images with more pixels than this are refused (decompression-bomb guard). 100 megapixels.
 DEFAULT_MAX_PIXELS = 100_000_000
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
-_PIL_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP",
-                ".tif": "TIFF", ".tiff": "TIFF"}
+_PIL_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
 
 Source = str | os.PathLike | IO[bytes] | Image.Image
 
@@ -64,8 +71,11 @@ def _open(source: Source, max_pixels: int) -> Image.Image:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 image = Image.open(source)
-        except (UnidentifiedImageError, Image.DecompressionBombWarning,
-                Image.DecompressionBombError) as exc:
+        except (
+            UnidentifiedImageError,
+            Image.DecompressionBombWarning,
+            Image.DecompressionBombError,
+        ) as exc:
             if "decompression" in str(exc).lower() or "exceeds limit" in str(exc).lower():
                 raise ImageTooLargeError(f"{_name(source)}: {exc}") from None
             raise InputError(f"{_name(source)}: not an image file holefill can read") from None
@@ -77,7 +87,8 @@ def _open(source: Source, max_pixels: int) -> Image.Image:
     if max_pixels and width * height > max_pixels:
         raise ImageTooLargeError(
             f"{_name(source)}: {width}x{height} = {width * height:,} pixels exceeds the limit of "
-            f"{max_pixels:,} (raise it with --max-pixels)")
+            f"{max_pixels:,} (raise it with --max-pixels)"
+        )
     return image
 
 
@@ -129,7 +140,8 @@ def _to_rgb(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
         gray = np.clip(np.rint(gray), 0, top).astype(dtype)
         return np.repeat(gray[..., None], 3, axis=2), None
     has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
-        mode == "P" and "transparency" in image.info)
+        mode == "P" and "transparency" in image.info
+    )
     if has_alpha:
         rgba = np.asarray(image.convert("RGBA"))
         return np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3])
@@ -148,7 +160,11 @@ def read_image(source: Source, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loade
     exif = image.info.get("exif")
     icc = image.info.get("icc_profile")
     mode = image.mode
-    if image.format == "PNG" and _png_bit_depth(source) == 16 and mode not in ("I;16", "I", "I;16B"):
+    if (
+        image.format == "PNG"
+        and _png_bit_depth(source) == 16
+        and mode not in ("I;16", "I", "I;16B")
+    ):
         orientation = image.getexif().get(0x0112, 1)
         pixels, alpha = _read_png16(source)
         if orientation != 1:
@@ -164,9 +180,15 @@ def read_image(source: Source, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loade
 def _read_via_pil_orientation(image, pixels, alpha, name):
     """Apply EXIF orientation to arrays read outside PIL (16-bit PNG)."""
     orientation = image.getexif().get(0x0112, 1)
-    ops = {2: [np.fliplr], 3: [lambda a: np.rot90(a, 2)], 4: [np.flipud],
-           5: [lambda a: np.rot90(a, 1), np.flipud], 6: [lambda a: np.rot90(a, -1)],
-           7: [lambda a: np.rot90(a, -1), np.flipud], 8: [lambda a: np.rot90(a, 1)]}
+    ops = {
+        2: [np.fliplr],
+        3: [lambda a: np.rot90(a, 2)],
+        4: [np.flipud],
+        5: [lambda a: np.rot90(a, 1), np.flipud],
+        6: [lambda a: np.rot90(a, -1)],
+        7: [lambda a: np.rot90(a, -1), np.flipud],
+        8: [lambda a: np.rot90(a, 1)],
+    }
     for op in ops.get(orientation, []):
         pixels = op(pixels)
         alpha = op(alpha) if alpha is not None else None
@@ -191,8 +213,13 @@ def binarize_mask(values: np.ndarray, *, threshold: int = 127, invert: bool = Fa
     return ~hole if invert else hole
 
 
-def read_mask(source: Source, *, threshold: int = 127, invert: bool = False,
-              max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def read_mask(
+    source: Source,
+    *,
+    threshold: int = 127,
+    invert: bool = False,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> np.ndarray:
     """Read a mask of any mode as a bool ``(H, W)`` array, **True = hole** (white = hole).
 
     Colour masks use their luminance; 16-bit masks are scaled to 8 bits; a mask with an alpha
@@ -233,14 +260,17 @@ def resize_mask(hole: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return resized.astype(bool)
 
 
-def match_mask(hole: np.ndarray, image_size: tuple[int, int], *, resize: bool = False) -> np.ndarray:
+def match_mask(
+    hole: np.ndarray, image_size: tuple[int, int], *, resize: bool = False
+) -> np.ndarray:
     """Check that the mask has the image's size, or resize it (nearest) when ``resize``."""
     if hole.shape == tuple(image_size):
         return hole
     if not resize:
         raise InputError(
             f"mask is {hole.shape[1]}x{hole.shape[0]} but the image is "
-            f"{image_size[1]}x{image_size[0]} (width x height); pass --resize-mask to resize it")
+            f"{image_size[1]}x{image_size[0]} (width x height); pass --resize-mask to resize it"
+        )
     return resize_mask(hole, image_size)
 
 
@@ -249,12 +279,20 @@ def output_format(path: str | os.PathLike) -> str:
     if suffix not in _PIL_FORMATS:
         raise InputError(
             f"{path}: unsupported output format {suffix or '(none)'}; use one of "
-            f"{', '.join(sorted(_PIL_FORMATS))}")
+            f"{', '.join(sorted(_PIL_FORMATS))}"
+        )
     return _PIL_FORMATS[suffix]
 
 
-def encode_image(pixels: np.ndarray, fmt: str, *, alpha: np.ndarray | None = None,
-                 quality: int = 95, exif: bytes | None = None, icc: bytes | None = None) -> bytes:
+def encode_image(
+    pixels: np.ndarray,
+    fmt: str,
+    *,
+    alpha: np.ndarray | None = None,
+    quality: int = 95,
+    exif: bytes | None = None,
+    icc: bytes | None = None,
+) -> bytes:
     """Encode ``(H, W, 3)`` uint8/uint16 (or ``(H, W)``) pixels as ``fmt`` bytes."""
     if pixels.dtype == np.uint16:
         return _encode_16bit(pixels, fmt, alpha)
@@ -318,15 +356,23 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, overwrite: bool 
         raise
 
 
-def write_image(path: str | os.PathLike, pixels: np.ndarray, *, alpha: np.ndarray | None = None,
-                quality: int = 95, exif: bytes | None = None, icc: bytes | None = None,
-                overwrite: bool = False) -> Path:
+def write_image(
+    path: str | os.PathLike,
+    pixels: np.ndarray,
+    *,
+    alpha: np.ndarray | None = None,
+    quality: int = 95,
+    exif: bytes | None = None,
+    icc: bytes | None = None,
+    overwrite: bool = False,
+) -> Path:
     """Encode by the file's suffix and write atomically. Refuses to replace a file unless asked."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise InputError(f"{path} exists; pass --overwrite to replace it")
-    data = encode_image(pixels, output_format(path), alpha=alpha, quality=quality, exif=exif,
-                        icc=icc)
+    data = encode_image(
+        pixels, output_format(path), alpha=alpha, quality=quality, exif=exif, icc=icc
+    )
     atomic_write_bytes(path, data, overwrite=overwrite)
     return path
 
@@ -337,5 +383,8 @@ def list_images(folder: str | os.PathLike, *, recursive: bool = True) -> list[Pa
     if not folder.is_dir():
         raise InputError(f"{folder}: not a folder")
     pattern = "**/*" if recursive else "*"
-    return sorted(p for p in folder.glob(pattern)
-                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+    return sorted(
+        p
+        for p in folder.glob(pattern)
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    )

@@ -28,20 +28,39 @@ def register(name: str, target: str, summary: str) -> None:
     _REGISTRY[name] = MethodEntry(name, target, summary)
 
 
-register("pconv", "holefill.methods.pconv:PConvInpainter",
-         "Partial-convolution U-Net (Liu et al. 2018), weights trained by holefill")
-register("neural_patch", "holefill.methods.neural_patch:NeuralPatchInpainter",
-         "Multi-scale neural patch synthesis (Yang et al. 2017): content net + VGG-19 texture optimisation")
-register("patchmatch", "holefill.methods.patchmatch:PatchMatchInpainter",
-         "PatchMatch (Barnes et al. 2009) inside coarse-to-fine EM completion (Wexler et al. 2007)")
-register("criminisi", "holefill.methods.criminisi:CriminisiInpainter",
-         "Exemplar-based filling by fill-front priority (Criminisi et al. 2004)")
-register("telea", "holefill.methods.telea:TeleaInpainter",
-         "OpenCV fast-marching inpainting (Telea 2004)")
-register("navier_stokes", "holefill.methods.navier_stokes:NavierStokesInpainter",
-         "OpenCV Navier-Stokes inpainting (Bertalmio et al. 2001)")
-register("biharmonic", "holefill.methods.biharmonic:BiharmonicInpainter",
-         "Biharmonic equation inpainting (scikit-image, Damelin & Hoang 2018)")
+register(
+    "pconv",
+    "holefill.methods.pconv:PConvInpainter",
+    "Partial-convolution U-Net (Liu et al. 2018), weights trained by holefill",
+)
+register(
+    "neural_patch",
+    "holefill.methods.neural_patch:NeuralPatchInpainter",
+    "Multi-scale neural patch synthesis (Yang et al. 2017): content net + VGG-19 texture optimisation",
+)
+register(
+    "patchmatch",
+    "holefill.methods.patchmatch:PatchMatchInpainter",
+    "PatchMatch (Barnes et al. 2009) inside coarse-to-fine EM completion (Wexler et al. 2007)",
+)
+register(
+    "criminisi",
+    "holefill.methods.criminisi:CriminisiInpainter",
+    "Exemplar-based filling by fill-front priority (Criminisi et al. 2004)",
+)
+register(
+    "telea", "holefill.methods.telea:TeleaInpainter", "OpenCV fast-marching inpainting (Telea 2004)"
+)
+register(
+    "navier_stokes",
+    "holefill.methods.navier_stokes:NavierStokesInpainter",
+    "OpenCV Navier-Stokes inpainting (Bertalmio et al. 2001)",
+)
+register(
+    "biharmonic",
+    "holefill.methods.biharmonic:BiharmonicInpainter",
+    "Biharmonic equation inpainting (scikit-image, Damelin & Hoang 2018)",
+)
 
 
 def _available(entry: MethodEntry) -> bool:
@@ -61,9 +80,7 @@ def describe_methods() -> list[MethodEntry]:
 def get_method_class(name: str) -> type:
     entry = _REGISTRY.get(name)
     if entry is None or not _available(entry):
-        raise UnknownMethodError(
-            f"unknown method {name!r}; available: {', '.join(list_methods())}"
-        )
+        raise UnknownMethodError(f"unknown method {name!r}; available: {', '.join(list_methods())}")
     module_name, class_name = entry.target.split(":")
     return getattr(importlib.import_module(module_name), class_name)
 
@@ -80,8 +97,11 @@ def method_options(name: str) -> dict[str, dict[str, Any]]:
             if param.kind is not inspect.Parameter.KEYWORD_ONLY:
                 continue
             default = param.default if param.default is not inspect.Parameter.empty else None
-            annotation = param.annotation if isinstance(param.annotation, str) else getattr(
-                param.annotation, "__name__", str(param.annotation))
+            annotation = (
+                param.annotation
+                if isinstance(param.annotation, str)
+                else getattr(param.annotation, "__name__", str(param.annotation))
+            )
             options[param.name] = {"default": default, "type": annotation}
     return options
 

@@ -152,7 +152,11 @@ def _item_source(job: BatchJob, store: OutputStore) -> ItemSource:
 
 
 def run_batch(job: BatchJob) -> BatchSummary:
-    """Run ``job`` to the end; returns its summary (the results log has one row per item)."""
+    """Run ``job`` to the end; returns its summary (the results log has one row per item).
+
+    Worker processes start from a fresh interpreter (fork server), which imports the main module:
+    in a script, call this under ``if __name__ == "__main__":``.
+    """
     from tqdm import tqdm
 
     if job.engine not in ENGINES:

@@ -18,8 +18,15 @@ class OpenCVInpainter(NumpyInpainter):
     default_strategy = "crop"
     _flag_name = ""
 
-    def __init__(self, *, radius: float = 3.0, strategy: str | None = None,
-                 max_side: int | None = None, margin: int = 16, seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        radius: float = 3.0,
+        strategy: str | None = None,
+        max_side: int | None = None,
+        margin: int = 16,
+        seed: int = 0,
+    ) -> None:
         super().__init__(strategy=strategy, max_side=max_side, margin=margin, seed=seed)
         if radius <= 0:
             raise InputError(f"radius must be > 0, got {radius}")

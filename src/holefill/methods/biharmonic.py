@@ -23,8 +23,14 @@ class BiharmonicInpainter(NumpyInpainter):
     default_strategy = "crop"
     default_max_side = 1024
 
-    def __init__(self, *, strategy: str | None = None, max_side: int | None = None,
-                 margin: int = 8, seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        strategy: str | None = None,
+        max_side: int | None = None,
+        margin: int = 8,
+        seed: int = 0,
+    ) -> None:
         super().__init__(strategy=strategy, max_side=max_side, margin=margin, seed=seed)
 
     def _fill_array(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:

@@ -51,6 +51,8 @@ _COARSEST_EM = 8
 #: PatchMatch sweeps added per level below the finest, and the most any level gets
 _SWEEPS_PER_DEPTH = 1
 _MAX_SWEEPS = 7
+#: random-search matches must be this much closer to replace the current one (Hertzmann et al.)
+_COHERENCE = 0.2
 #: voting weights exp(-d / (2 sigma^2)) take sigma^2 at this percentile of the patch distances
 _SIGMA_PERCENTILE = 50.0
 
@@ -173,15 +175,32 @@ def complete(
         level = pyramid[depth]
         if nnf is not None:
             filled, nnf = _upsample(filled, nnf, level, radius, seed + depth)
-        iterations = em_iterations + _EM_PER_DEPTH * depth
-        if depth == coarsest:
-            iterations = max(iterations, _COARSEST_EM)
-        sweeps = min(search_iterations + _SWEEPS_PER_DEPTH * depth, _MAX_SWEEPS)
+        iterations, sweeps = _schedule(depth, coarsest, em_iterations, search_iterations)
         filled, nnf = _em(filled, level, radius, nnf, iterations, sweeps, seed + 7919 * depth)
     return np.where(hole[..., None], filled, image).astype(np.float32)
 
 
+def _schedule(
+    depth: int, coarsest: int, em_iterations: int, search_iterations: int
+) -> tuple[int, int]:
+    """EM iterations and PatchMatch sweeps per EM iteration at ``depth`` (0 = finest).
+
+    Coarse levels are cheap and settle the structure, so they iterate more (as in PyPatchMatch).
+    """
+    iterations = em_iterations + _EM_PER_DEPTH * depth
+    if depth == coarsest:
+        iterations = max(iterations, _COARSEST_EM)
+    return iterations, min(search_iterations + _SWEEPS_PER_DEPTH * depth, _MAX_SWEEPS)
+
+
 def _check_options(patch_size: int, em_iterations: int, search_iterations: int) -> None:
+    for name, value in [
+        ("patch_size", patch_size),
+        ("em_iterations", em_iterations),
+        ("search_iterations", search_iterations),
+    ]:
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+            raise InputError(f"{name} must be an integer, got {value!r}")
     if patch_size < 3 or patch_size % 2 == 0:
         raise InputError(f"patch_size must be an odd number >= 3, got {patch_size}")
     if em_iterations < 1:
@@ -276,18 +295,8 @@ def _upsample(
     nnf, inherited = _upsample_nnf(coarse_nnf, level.targets, level.source_ok, radius, seed)
     if inherited.any():
         # fine pixels copied through the inherited matches are sharper than the interpolation
-        out = filled.copy()
-        _vote(
-            _rows(filled),
-            level.hole,
-            level.targets,
-            nnf,
-            inherited.astype(np.float32),
-            radius,
-            _rows(out),
-        )
-        filled = out
-    return np.ascontiguousarray(filled), nnf
+        filled = _voted(filled, level, nnf, inherited.astype(np.float32), radius)
+    return filled, nnf
 
 
 # -- expectation-maximisation at one scale -------------------------------------------------------
@@ -305,7 +314,14 @@ def _em(
         nnf = _random_nnf(level.hole.shape, level.targets, level.source_ok, seed)
     for iteration in range(iterations):
         nnf, distance = _nearest_neighbour_field(
-            filled, level.source_ok, level.targets, radius, search_iterations, seed + iteration, nnf
+            filled,
+            level.source_ok,
+            level.targets,
+            radius,
+            search_iterations,
+            seed + iteration,
+            nnf,
+            _COHERENCE,
         )
         filled = _vote_step(filled, level, nnf, distance, radius)
     return filled, nnf
@@ -319,6 +335,7 @@ def _nearest_neighbour_field(
     iterations: int,
     seed: int,
     nnf: np.ndarray | None = None,
+    coherence: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """PatchMatch: the closest source patch (SSD) of each target patch.
 
@@ -335,6 +352,11 @@ def _nearest_neighbour_field(
         Sweeps of propagation and random search.
     nnf : (H, W, 2) int32, optional
         Starting field (source centre per target centre); random if omitted.
+    coherence : float
+        A match found by random search replaces the current one only if its distance is below
+        ``1 - coherence`` times the current one: matches propagated from neighbours (coherent
+        ones, which vote alike) are favoured, as with the coherence parameter of Hertzmann et
+        al.'s Image Analogies (2001). 0 searches for the exact nearest neighbours.
 
     Returns
     -------
@@ -348,7 +370,9 @@ def _nearest_neighbour_field(
         nnf = _random_nnf(source_ok.shape, targets, source_ok, seed)
     nnf = nnf.copy()
     distance = np.full(source_ok.shape, np.inf, np.float32)
-    _patchmatch(_rows(image), source_ok, targets, radius, iterations, seed, nnf, distance)
+    _patchmatch(
+        _rows(image), source_ok, targets, radius, iterations, seed, coherence, nnf, distance
+    )
     return nnf, distance
 
 
@@ -395,7 +419,14 @@ def _vote_step(
     sigma2 = max(float(np.percentile(target_distance, _SIGMA_PERCENTILE)), 1e-6)
     # clipped so that a pixel whose every match is poor still gets their plain mean
     weights = np.exp(-np.minimum(target_distance / (2 * sigma2), 40.0)).astype(np.float32)
-    out = filled.copy()
+    return _voted(filled, level, nnf, weights, radius)
+
+
+def _voted(
+    filled: np.ndarray, level: _Level, nnf: np.ndarray, weights: np.ndarray, radius: int
+) -> np.ndarray:
+    """A copy of ``filled`` whose hole pixels are the ``weights``-weighted votes of the matches."""
+    out = np.array(filled, dtype=np.float32, order="C")
     _vote(_rows(filled), level.hole, level.targets, nnf, weights, radius, _rows(out))
     return out
 
@@ -440,19 +471,24 @@ def _uniform(state, low, high):
 
 
 @njit(cache=True, inline="always")
-def _try(rows, nnf, distance, ty, tx, sy, sx, radius):
-    """Adopt source (sy, sx) for target (ty, tx) if it is closer than the current match."""
-    d = _patch_ssd(rows, ty, tx, sy, sx, radius, distance[ty, tx])
-    if d < distance[ty, tx]:
+def _try(rows, nnf, distance, ty, tx, sy, sx, radius, keep):
+    """Adopt source (sy, sx) for target (ty, tx) if closer than ``keep`` times the current match."""
+    bound = distance[ty, tx] * keep
+    d = _patch_ssd(rows, ty, tx, sy, sx, radius, bound)
+    if d < bound:
         distance[ty, tx] = d
         nnf[ty, tx, 0] = sy
         nnf[ty, tx, 1] = sx
 
 
 @njit(cache=True)
-def _patchmatch(rows, source_ok, targets, radius, iterations, seed, nnf, distance):
-    """Barnes et al.: alternate forward and backward sweeps of propagation and random search."""
+def _patchmatch(rows, source_ok, targets, radius, iterations, seed, coherence, nnf, distance):
+    """Barnes et al.: alternate forward and backward sweeps of propagation and random search.
+
+    A random-search candidate must beat the current match by the factor ``1 - coherence``.
+    """
     height, width = source_ok.shape
+    keep = np.float32(1.0 - coherence)
     count = targets.shape[0]
     state = np.int64(seed) * 2654435761 + 1
     for k in range(count):
@@ -468,11 +504,11 @@ def _patchmatch(rows, source_ok, targets, radius, iterations, seed, nnf, distanc
             if nnf[ty, tx - step, 0] >= 0:
                 sy, sx = nnf[ty, tx - step, 0], nnf[ty, tx - step, 1] + step
                 if radius <= sx < width - radius and source_ok[sy, sx]:
-                    _try(rows, nnf, distance, ty, tx, sy, sx, radius)
+                    _try(rows, nnf, distance, ty, tx, sy, sx, radius, 1.0)
             if nnf[ty - step, tx, 0] >= 0:
                 sy, sx = nnf[ty - step, tx, 0] + step, nnf[ty - step, tx, 1]
                 if radius <= sy < height - radius and source_ok[sy, sx]:
-                    _try(rows, nnf, distance, ty, tx, sy, sx, radius)
+                    _try(rows, nnf, distance, ty, tx, sy, sx, radius, 1.0)
             # random search in windows around the best match, halving, clipped to the sources
             search = max_step
             while search >= 1:
@@ -484,7 +520,7 @@ def _patchmatch(rows, source_ok, targets, radius, iterations, seed, nnf, distanc
                 state = _next_random(state)
                 sx = _uniform(state, max(bx - search, radius), min(bx + search, width - 1 - radius))
                 if source_ok[sy, sx]:
-                    _try(rows, nnf, distance, ty, tx, sy, sx, radius)
+                    _try(rows, nnf, distance, ty, tx, sy, sx, radius, keep)
                 search //= 2
 
 

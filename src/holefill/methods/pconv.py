@@ -53,8 +53,14 @@ def weights_digest(tensors: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def save_pconv(state_dict: dict[str, torch.Tensor], config: Any, path: str | os.PathLike, *,
-               dtype: str = "float16", metadata: dict[str, str] | None = None) -> Path:
+def save_pconv(
+    state_dict: dict[str, torch.Tensor],
+    config: Any,
+    path: str | os.PathLike,
+    *,
+    dtype: str = "float16",
+    metadata: dict[str, str] | None = None,
+) -> Path:
     """Write a network's weights as safetensors with its config in the header (atomically).
 
     Parameters
@@ -79,12 +85,18 @@ def save_pconv(state_dict: dict[str, torch.Tensor], config: Any, path: str | os.
     if dtype not in _DTYPES:
         raise InputError(f"unknown export dtype {dtype!r}; use {', '.join(_DTYPES)}")
     tensors = {
-        name: (t.detach().to("cpu", _DTYPES[dtype]) if t.is_floating_point() else t.detach().cpu())
-        .contiguous()
+        name: (
+            t.detach().to("cpu", _DTYPES[dtype]) if t.is_floating_point() else t.detach().cpu()
+        ).contiguous()
         for name, t in state_dict.items()
     }
-    header = {**(metadata or {}), "format": FORMAT, "config": json.dumps(config.to_dict()),
-              "dtype": dtype, "weights_sha256": weights_digest(tensors)}
+    header = {
+        **(metadata or {}),
+        "format": FORMAT,
+        "config": json.dumps(config.to_dict()),
+        "dtype": dtype,
+        "weights_sha256": weights_digest(tensors),
+    }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -115,8 +127,10 @@ def read_pconv(path: str | os.PathLike) -> tuple[Any, dict[str, torch.Tensor], d
     except Exception as exc:  # noqa: BLE001 - safetensors raises several types for bad files
         raise WeightsError(f"{path}: not a readable safetensors file ({exc})") from None
     if header.get("format") != FORMAT or "config" not in header:
-        raise WeightsError(f"{path}: not a holefill PConv weights file (no {FORMAT} header); "
-                           "export one with `holefill train export RUN_DIR -o FILE.safetensors`")
+        raise WeightsError(
+            f"{path}: not a holefill PConv weights file (no {FORMAT} header); "
+            "export one with `holefill train export RUN_DIR -o FILE.safetensors`"
+        )
     try:
         config = PConvConfig.from_dict(json.loads(header["config"]))
     except (ValueError, TypeError) as exc:
@@ -124,21 +138,28 @@ def read_pconv(path: str | os.PathLike) -> tuple[Any, dict[str, torch.Tensor], d
     return config, tensors, header
 
 
-def check_state(tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor],
-                source: str) -> None:
+def check_state(
+    tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], source: str
+) -> None:
     """Raise :class:`WeightsError` unless ``tensors`` has exactly the expected names and shapes."""
     missing = [name for name in expected if name not in tensors]
     if missing:
-        raise WeightsError(f"{source}: tensor {missing[0]!r} is missing "
-                           f"({len(missing)} missing); the file does not match its config")
+        raise WeightsError(
+            f"{source}: tensor {missing[0]!r} is missing "
+            f"({len(missing)} missing); the file does not match its config"
+        )
     for name, reference in expected.items():
         if tuple(tensors[name].shape) != tuple(reference.shape):
-            raise WeightsError(f"{source}: tensor {name!r} has shape {tuple(tensors[name].shape)}, "
-                               f"the config needs {tuple(reference.shape)}")
+            raise WeightsError(
+                f"{source}: tensor {name!r} has shape {tuple(tensors[name].shape)}, "
+                f"the config needs {tuple(reference.shape)}"
+            )
     extra = [name for name in tensors if name not in expected]
     if extra:
-        raise WeightsError(f"{source}: unexpected tensor {extra[0]!r} ({len(extra)} extra); "
-                           "the file does not match its config")
+        raise WeightsError(
+            f"{source}: unexpected tensor {extra[0]!r} ({len(extra)} extra); "
+            "the file does not match its config"
+        )
 
 
 def load_pconv(path: str | os.PathLike, device: str | torch.device = "cpu"):
@@ -212,23 +233,33 @@ class PConvInpainter(Inpainter):
     default_strategy = "crop"
     default_max_side = 512
 
-    def __init__(self, *, weights: str | None = None, device: str = "cpu",
-                 strategy: str | None = None, max_side: int | None = None, margin: int = 32,
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        weights: str | None = None,
+        device: str = "cpu",
+        strategy: str | None = None,
+        max_side: int | None = None,
+        margin: int = 32,
+        seed: int = 0,
+    ) -> None:
         super().__init__(strategy=strategy, max_side=max_side, margin=margin, seed=seed)
         path = Path(weights) if weights else default_weights_path()
         if not weights and not path.is_file():
             raise WeightsError(
                 f"no PConv weights: {path} is not installed; pass --weights FILE.safetensors "
-                "or train one with `holefill train pconv` and export it")
+                "or train one with `holefill train pconv` and export it"
+            )
         self.weights = path
         self.device = _resolve_device(device)
         self.net = _cached_net(path, self.device)
         self.size_multiple = int(self.net.size_multiple)  # overrides the class attribute
 
     def __repr__(self) -> str:
-        return (f"PConvInpainter(weights={str(self.weights)!r}, device={str(self.device)!r}, "
-                f"strategy={self.strategy!r}, max_side={self.max_side}, margin={self.margin})")
+        return (
+            f"PConvInpainter(weights={str(self.weights)!r}, device={str(self.device)!r}, "
+            f"strategy={self.strategy!r}, max_side={self.max_side}, margin={self.margin})"
+        )
 
     def _fill(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
         valid = 1.0 - hole
@@ -237,5 +268,12 @@ class PConvInpainter(Inpainter):
         return output.float().to(image.device)
 
 
-__all__ = ["PConvInpainter", "load_pconv", "read_pconv", "save_pconv", "check_state",
-           "default_weights_path", "weights_digest"]
+__all__ = [
+    "PConvInpainter",
+    "load_pconv",
+    "read_pconv",
+    "save_pconv",
+    "check_state",
+    "default_weights_path",
+    "weights_digest",
+]

@@ -109,8 +109,9 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     return found[-1] if found else None
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu"
-                    ) -> dict[str, Any]:
+def load_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint`."""
     path = Path(path)
     try:
@@ -142,8 +143,14 @@ def resolve_checkpoint(run_dir_or_ckpt: str | os.PathLike) -> Path:
 # ---------------------------------------------------------------------------------------------
 
 
-def write_export(state_dict: dict[str, torch.Tensor], train_config: dict[str, Any], step: int,
-                 out_path: str | os.PathLike, *, dtype: str = "float16") -> Path:
+def write_export(
+    state_dict: dict[str, torch.Tensor],
+    train_config: dict[str, Any],
+    step: int,
+    out_path: str | os.PathLike,
+    *,
+    dtype: str = "float16",
+) -> Path:
     """Write the network as safetensors (config, step and hash in the header) plus a JSON file
     beside it (same name, ``.json``) with the config needed to rebuild it."""
     import json
@@ -153,18 +160,27 @@ def write_export(state_dict: dict[str, torch.Tensor], train_config: dict[str, An
     from holefill.nn.unet import PConvConfig
 
     model_config = PConvConfig.from_dict(train_config["model"])
-    metadata = {"step": str(step), "train_config": json.dumps(train_config),
-                "holefill_version": __version__}
+    metadata = {
+        "step": str(step),
+        "train_config": json.dumps(train_config),
+        "holefill_version": __version__,
+    }
     out_path = save_pconv(state_dict, model_config, out_path, dtype=dtype, metadata=metadata)
     _, _, header = read_pconv(out_path)
-    sidecar = {"format": header["format"], "config": model_config.to_dict(), "step": step,
-               "dtype": dtype, "weights_sha256": header["weights_sha256"]}
+    sidecar = {
+        "format": header["format"],
+        "config": model_config.to_dict(),
+        "step": step,
+        "dtype": dtype,
+        "weights_sha256": header["weights_sha256"],
+    }
     _atomic_text(out_path.with_suffix(".json"), json.dumps(sidecar, indent=2) + "\n")
     return out_path
 
 
-def export_pconv(run_dir_or_ckpt: str | os.PathLike, out_path: str | os.PathLike,
-                 dtype: str = "float16") -> Path:
+def export_pconv(
+    run_dir_or_ckpt: str | os.PathLike, out_path: str | os.PathLike, dtype: str = "float16"
+) -> Path:
     """Export a run's latest checkpoint (or a checkpoint file) as PConv inference weights.
 
     Parameters
@@ -182,8 +198,7 @@ def export_pconv(run_dir_or_ckpt: str | os.PathLike, out_path: str | os.PathLike
         ``out_path``.
     """
     state = load_checkpoint(resolve_checkpoint(run_dir_or_ckpt))
-    return write_export(state["model"], state["config"], int(state["step"]), out_path,
-                        dtype=dtype)
+    return write_export(state["model"], state["config"], int(state["step"]), out_path, dtype=dtype)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -196,8 +211,13 @@ def capture_rng_state() -> dict[str, Any]:
     numpy_state = np.random.get_state(legacy=False)
     state = {
         "python": random.getstate(),
-        "numpy": {**numpy_state, "state": {"key": numpy_state["state"]["key"].tolist(),
-                                           "pos": int(numpy_state["state"]["pos"])}},
+        "numpy": {
+            **numpy_state,
+            "state": {
+                "key": numpy_state["state"]["key"].tolist(),
+                "pos": int(numpy_state["state"]["pos"]),
+            },
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -210,8 +230,10 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     numpy_state = dict(state["numpy"])
-    numpy_state["state"] = {"key": np.asarray(numpy_state["state"]["key"], dtype=np.uint32),
-                            "pos": numpy_state["state"]["pos"]}
+    numpy_state["state"] = {
+        "key": np.asarray(numpy_state["state"]["key"], dtype=np.uint32),
+        "pos": numpy_state["state"]["pos"],
+    }
     np.random.set_state(numpy_state)
     torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
@@ -219,5 +241,15 @@ def restore_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in cuda_states])
 
 
-__all__ = ["save_checkpoint", "load_checkpoint", "latest_checkpoint", "list_checkpoints",
-           "resolve_checkpoint", "atomic_save", "export_pconv", "write_export", "capture_rng_state", "restore_rng_state"]
+__all__ = [
+    "save_checkpoint",
+    "load_checkpoint",
+    "latest_checkpoint",
+    "list_checkpoints",
+    "resolve_checkpoint",
+    "atomic_save",
+    "export_pconv",
+    "write_export",
+    "capture_rng_state",
+    "restore_rng_state",
+]

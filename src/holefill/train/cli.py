@@ -28,27 +28,36 @@ EXIT_USAGE = 2
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="holefill train", description="Train holefill models.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    commands.add_parser("content", add_help=False,
-                        help="train the content network of neural_patch (Yang et al. 2017); "
-                             "`holefill train content --help`")
+    commands.add_parser(
+        "content",
+        add_help=False,
+        help="train the content network of neural_patch (Yang et al. 2017); "
+        "`holefill train content --help`",
+    )
     pconv = commands.add_parser(
-        "pconv", help="train the partial-convolution U-Net",
+        "pconv",
+        help="train the partial-convolution U-Net",
         description="Train the partial-convolution U-Net (Liu et al. 2018).",
         epilog="Overrides use dotted config keys, e.g. optim.lr=1e-4 data.batch_size=32 amp=bf16 "
-               "optim.max_minutes=8. See src/holefill/configs/pconv_default.yaml.")
+        "optim.max_minutes=8. See src/holefill/configs/pconv_default.yaml.",
+    )
     pconv.add_argument("--data", help="folder of training photos (searched recursively)")
     pconv.add_argument("--val", help="folder of validation photos")
     pconv.add_argument("--config", help="YAML config (any subset of the config tree)")
     pconv.add_argument("--out", required=True, help="run folder (checkpoints, logs, export)")
-    pconv.add_argument("--resume", action="store_true",
-                       help="continue from the run folder's latest checkpoint")
+    pconv.add_argument(
+        "--resume", action="store_true", help="continue from the run folder's latest checkpoint"
+    )
     pconv.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
-    pconv.add_argument("--vgg-weights", help="VGG weights file (else $HOLEFILL_VGG_WEIGHTS, "
-                       "else the shared VGG-19)")
+    pconv.add_argument(
+        "--vgg-weights",
+        help="VGG weights file (else $HOLEFILL_VGG_WEIGHTS, else the shared VGG-19)",
+    )
     pconv.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
 
     export = commands.add_parser(
-        "export", help="export a run's weights as safetensors for `holefill fill -m pconv`")
+        "export", help="export a run's weights as safetensors for `holefill fill -m pconv`"
+    )
     export.add_argument("source", help="run folder or checkpoint file")
     export.add_argument("-o", "--out", required=True, help="output .safetensors file")
     export.add_argument("--dtype", default="float16", choices=("float16", "bfloat16", "float32"))
@@ -64,8 +73,11 @@ def resolve_config(args: argparse.Namespace):
     if args.resume and saved.is_file():  # continue the run as it was configured
         base = read_yaml(saved)
         if config_file is not None:
-            warnings.warn(f"--config {config_file} is ignored with --resume: the run keeps "
-                          f"{saved}; change keys with key=value overrides", stacklevel=2)
+            warnings.warn(
+                f"--config {config_file} is ignored with --resume: the run keeps "
+                f"{saved}; change keys with key=value overrides",
+                stacklevel=2,
+            )
         config_file = None
     paths = {}
     if args.data is not None:
@@ -79,12 +91,16 @@ def _train(args: argparse.Namespace) -> int:
     from holefill.train.loop import train
 
     config = resolve_config(args)
-    result = train(config, args.out, resume=args.resume, device=args.device,
-                   vgg_weights=args.vgg_weights)
+    result = train(
+        config, args.out, resume=args.resume, device=args.device, vgg_weights=args.vgg_weights
+    )
     if result.validation:
         overall = result.validation["all"]
-        print(f"step {result.step}: validation PSNR {overall['psnr']:.2f} dB, "
-              f"SSIM {overall['ssim']:.4f}", file=sys.stderr)
+        print(
+            f"step {result.step}: validation PSNR {overall['psnr']:.2f} dB, "
+            f"SSIM {overall['ssim']:.4f}",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -113,9 +113,13 @@ class TrainConfig:
 # ---------------------------------------------------------------------------------------------
 
 
-def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = (),
-                *, base: dict[str, Any] | None = None,
-                values: dict[str, Any] | None = None) -> TrainConfig:
+def load_config(
+    path: str | os.PathLike | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    *,
+    base: dict[str, Any] | None = None,
+    values: dict[str, Any] | None = None,
+) -> TrainConfig:
     """Build a :class:`TrainConfig` from ``base`` (a saved tree) or the defaults, a YAML file and
     ``key=value`` overrides.
 
@@ -199,8 +203,7 @@ def _nest(keys: list[str], value: Any) -> dict[str, Any]:
     return value
 
 
-def _merge(tree: dict[str, Any], update: dict[str, Any], prefix: str,
-           root: dict[str, Any]) -> None:
+def _merge(tree: dict[str, Any], update: dict[str, Any], prefix: str, root: dict[str, Any]) -> None:
     """Merge ``update`` into ``tree`` in place; only keys the tree has are allowed."""
     for key, value in update.items():
         name = f"{prefix}{key}"
@@ -208,8 +211,10 @@ def _merge(tree: dict[str, Any], update: dict[str, Any], prefix: str,
             raise InputError(f"unknown config key {name!r}{_suggest(str(key), tree, prefix, root)}")
         if isinstance(tree[key], dict):
             if not isinstance(value, dict):
-                raise InputError(f"config key {name!r} is a section; give its keys "
-                                 f"({', '.join(tree[key])}), not {value!r}")
+                raise InputError(
+                    f"config key {name!r} is a section; give its keys "
+                    f"({', '.join(tree[key])}), not {value!r}"
+                )
             _merge(tree[key], value, f"{name}.", root)
         else:
             tree[key] = value
@@ -244,7 +249,9 @@ def _build(cls: type, values: dict[str, Any], prefix: str):
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
-        raise InputError(f"invalid config section {prefix.rstrip('.') or 'root'!r}: {exc}") from None
+        raise InputError(
+            f"invalid config section {prefix.rstrip('.') or 'root'!r}: {exc}"
+        ) from None
 
 
 def _coerce(value: Any, hint: Any, key: str) -> Any:
@@ -263,12 +270,16 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
                 return _coerce(value, option, key)
             except InputError as exc:
                 errors.append(str(exc))
-        raise InputError(errors[0] if len(errors) == 1 else
-                         f"config key {key!r}: {value!r} matches none of {hint}")
+        raise InputError(
+            errors[0]
+            if len(errors) == 1
+            else f"config key {key!r}: {value!r} matches none of {hint}"
+        )
     if origin is Literal:
         if value not in args:
-            raise InputError(f"config key {key!r} must be one of {', '.join(map(repr, args))}, "
-                             f"got {value!r}")
+            raise InputError(
+                f"config key {key!r} must be one of {', '.join(map(repr, args))}, got {value!r}"
+            )
         return value
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
@@ -322,5 +333,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
-__all__ = ["TrainConfig", "DataConfig", "OptimConfig", "LossConfig", "load_config", "packaged_config",
-           "save_config", "read_yaml", "parse_override"]
+__all__ = [
+    "TrainConfig",
+    "DataConfig",
+    "OptimConfig",
+    "LossConfig",
+    "load_config",
+    "packaged_config",
+    "save_config",
+    "read_yaml",
+    "parse_override",
+]

@@ -42,8 +42,11 @@ def list_training_images(root: str | os.PathLike) -> list[Path]:
     if not root.is_dir():
         raise InputError(f"{root}: image folder not found")
     files = sorted(
-        (p for p in root.rglob("*")
-         if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()),
+        (
+            p
+            for p in root.rglob("*")
+            if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
+        ),
         key=lambda p: p.relative_to(root).as_posix(),
     )
     if not files:
@@ -66,9 +69,13 @@ def epoch_permutation(seed: int, epoch: int, count: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 
-def random_crop_resize(photo: Image.Image, size: int, rng: np.random.Generator,
-                       crop_scale: tuple[float, float] = (0.75, 1.0), flip: bool = True
-                       ) -> Image.Image:
+def random_crop_resize(
+    photo: Image.Image,
+    size: int,
+    rng: np.random.Generator,
+    crop_scale: tuple[float, float] = (0.75, 1.0),
+    flip: bool = True,
+) -> Image.Image:
     """A random square crop, resized to ``size`` x ``size``, flipped left-right half the time.
 
     The crop side is a fraction in ``crop_scale`` of the photo's shorter side; a photo (or crop)
@@ -79,8 +86,9 @@ def random_crop_resize(photo: Image.Image, size: int, rng: np.random.Generator,
     side = max(1, min(short, round(short * rng.uniform(*crop_scale))))
     left = int(rng.integers(0, width - side + 1))
     top = int(rng.integers(0, height - side + 1))
-    out = photo.resize((size, size), Image.Resampling.BICUBIC,
-                       box=(left, top, left + side, top + side))
+    out = photo.resize(
+        (size, size), Image.Resampling.BICUBIC, box=(left, top, left + side, top + side)
+    )
     if flip and rng.random() < 0.5:
         out = out.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     return out
@@ -115,8 +123,12 @@ class MaskSource:
         Share of folder masks when ``kind`` is ``both``.
     """
 
-    def __init__(self, kind: str = "generated", mask_dir: str | os.PathLike | None = None,
-                 folder_share: float = 0.5) -> None:
+    def __init__(
+        self,
+        kind: str = "generated",
+        mask_dir: str | os.PathLike | None = None,
+        folder_share: float = 0.5,
+    ) -> None:
         if kind not in ("generated", "folder", "both"):
             raise InputError(f"unknown mask source {kind!r}; use generated, folder or both")
         self.kind = kind
@@ -132,7 +144,8 @@ class MaskSource:
     def __call__(self, size: int, rng: np.random.Generator) -> np.ndarray:
         """A bool ``(size, size)`` hole mask (True = hole)."""
         use_folder = self.kind == "folder" or (
-            self.kind == "both" and rng.random() < self.folder_share)
+            self.kind == "both" and rng.random() < self.folder_share
+        )
         if use_folder:
             record = self.folder[int(rng.integers(len(self.folder)))]
             return augment_mask(self.folder.load(record), size, rng)
@@ -154,9 +167,16 @@ class TrainingSet(Dataset):
     on the device.)
     """
 
-    def __init__(self, files: list[Path], size: int, *, seed: int = 0,
-                 crop_scale: tuple[float, float] = (0.75, 1.0), flip: bool = True,
-                 masks: MaskSource | None = None) -> None:
+    def __init__(
+        self,
+        files: list[Path],
+        size: int,
+        *,
+        seed: int = 0,
+        crop_scale: tuple[float, float] = (0.75, 1.0),
+        flip: bool = True,
+        masks: MaskSource | None = None,
+    ) -> None:
         if not files:
             raise InputError("the training set has no images")
         lo, hi = crop_scale
@@ -211,11 +231,20 @@ class StreamSampler(Sampler[int]):
     global batch and ``b = B / world_size``.
     """
 
-    def __init__(self, global_batch: int, *, start: int = 0, rank: int = 0, world_size: int = 1,
-                 steps: int | None = None) -> None:
+    def __init__(
+        self,
+        global_batch: int,
+        *,
+        start: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        steps: int | None = None,
+    ) -> None:
         if global_batch % world_size:
-            raise InputError(f"data.batch_size={global_batch} must be a multiple of the number of "
-                             f"processes ({world_size})")
+            raise InputError(
+                f"data.batch_size={global_batch} must be a multiple of the number of "
+                f"processes ({world_size})"
+            )
         self.global_batch = int(global_batch)
         self.per_rank = self.global_batch // world_size
         self.start, self.rank, self.steps = int(start), int(rank), steps
@@ -239,13 +268,21 @@ def _worker_init(_worker_id: int) -> None:
     cv2.setNumThreads(1)  # the workers are the parallelism; OpenCV threads would oversubscribe
 
 
-def make_loader(dataset: TrainingSet, sampler: StreamSampler, *, workers: int,
-                pin_memory: bool = False) -> DataLoader:
+def make_loader(
+    dataset: TrainingSet, sampler: StreamSampler, *, workers: int, pin_memory: bool = False
+) -> DataLoader:
     """A DataLoader over ``sampler``'s positions, ``sampler.per_rank`` samples a batch."""
     return DataLoader(
-        dataset, batch_size=sampler.per_rank, sampler=sampler, num_workers=workers,
-        pin_memory=pin_memory, drop_last=False, worker_init_fn=_worker_init if workers else None,
-        prefetch_factor=4 if workers else None, persistent_workers=False)
+        dataset,
+        batch_size=sampler.per_rank,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        drop_last=False,
+        worker_init_fn=_worker_init if workers else None,
+        prefetch_factor=4 if workers else None,
+        persistent_workers=False,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -267,8 +304,9 @@ class ValidationSet:
         return len(self.bins)
 
 
-def build_validation_set(root: str | os.PathLike, size: int, count: int = 64,
-                         seed: int = VALIDATION_SEED) -> ValidationSet:
+def build_validation_set(
+    root: str | os.PathLike, size: int, count: int = 64, seed: int = VALIDATION_SEED
+) -> ValidationSet:
     """``count`` photos spread evenly over the sorted folder, centre-cropped and resized to
     ``size``, each with a ``mask_in_bin`` mask, the bins taken in turn (so 64 pairs give 10 or 11
     per bin).
@@ -283,18 +321,36 @@ def build_validation_set(root: str | os.PathLike, size: int, count: int = 64,
             photo = photo.convert("RGB")
         width, height = photo.size
         side = min(width, height)
-        box = ((width - side) // 2, (height - side) // 2,
-               (width - side) // 2 + side, (height - side) // 2 + side)
+        box = (
+            (width - side) // 2,
+            (height - side) // 2,
+            (width - side) // 2 + side,
+            (height - side) // 2 + side,
+        )
         photo = photo.resize((size, size), Image.Resampling.BICUBIC, box=box)
         images.append(np.asarray(photo, dtype=np.uint8).transpose(2, 0, 1))
         label = BIN_LABELS[i % len(BIN_LABELS)]
         holes.append(mask_in_bin(size, size, label, rng=np.random.default_rng([seed, i]))[None])
         bins.append(label)
-    return ValidationSet(torch.from_numpy(np.stack(images)),
-                         torch.from_numpy(np.stack(holes).astype(np.uint8)), bins,
-                         [files[i].name for i in picks])
+    return ValidationSet(
+        torch.from_numpy(np.stack(images)),
+        torch.from_numpy(np.stack(holes).astype(np.uint8)),
+        bins,
+        [files[i].name for i in picks],
+    )
 
 
-__all__ = ["IMAGE_SUFFIXES", "list_training_images", "random_crop_resize", "augment_mask",
-           "MaskSource", "TrainingSet", "StreamSampler", "make_loader", "ValidationSet",
-           "build_validation_set", "sample_generator", "epoch_permutation"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "list_training_images",
+    "random_crop_resize",
+    "augment_mask",
+    "MaskSource",
+    "TrainingSet",
+    "StreamSampler",
+    "make_loader",
+    "ValidationSet",
+    "build_validation_set",
+    "sample_generator",
+    "epoch_permutation",
+]

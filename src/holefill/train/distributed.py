@@ -61,8 +61,9 @@ def init_distributed(device_request: str = "auto") -> DistContext:
         if device.type == "cuda":
             torch.cuda.set_device(device)
         backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend, rank=rank, world_size=world_size,
-                                timeout=timedelta(minutes=10))
+        dist.init_process_group(
+            backend=backend, rank=rank, world_size=world_size, timeout=timedelta(minutes=10)
+        )
     return DistContext(rank, world_size, local_rank, device)
 
 
@@ -116,5 +117,14 @@ def wrap_model(model: torch.nn.Module, context: DistContext) -> torch.nn.Module:
     return DistributedDataParallel(model, device_ids=device_ids)
 
 
-__all__ = ["DistContext", "init_distributed", "resolve_device", "shutdown", "barrier", "any_rank",
-           "mean_over_ranks", "sync_buffers", "wrap_model"]
+__all__ = [
+    "DistContext",
+    "init_distributed",
+    "resolve_device",
+    "shutdown",
+    "barrier",
+    "any_rank",
+    "mean_over_ranks",
+    "sync_buffers",
+    "wrap_model",
+]

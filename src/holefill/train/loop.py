@@ -84,21 +84,30 @@ def image_metrics(truth: np.ndarray, result: np.ndarray) -> tuple[float, float]:
     return float(min(psnr, 100.0)), float(ssim)
 
 
-def metrics_by_bin(truths: np.ndarray, results: np.ndarray, bins: list[str]
-                   ) -> dict[str, dict[str, float]]:
+def metrics_by_bin(
+    truths: np.ndarray, results: np.ndarray, bins: list[str]
+) -> dict[str, dict[str, float]]:
     """Mean PSNR/SSIM per bin (in first-seen order) and over ``all``, from ``(N, H, W, 3)``."""
     per_image = [image_metrics(t, r) for t, r in zip(truths, results, strict=True)]
     table: dict[str, dict[str, float]] = {}
     for label in [*dict.fromkeys(bins), "all"]:
         chosen = [m for m, b in zip(per_image, bins, strict=True) if label in ("all", b)]
-        table[label] = {"count": len(chosen), "psnr": float(np.mean([m[0] for m in chosen])),
-                        "ssim": float(np.mean([m[1] for m in chosen]))}
+        table[label] = {
+            "count": len(chosen),
+            "psnr": float(np.mean([m[0] for m in chosen])),
+            "ssim": float(np.mean([m[1] for m in chosen])),
+        }
     return table
 
 
 @torch.no_grad()
-def predict(net: torch.nn.Module, images: torch.Tensor, holes: torch.Tensor,
-            device: torch.device, batch_size: int = 16) -> torch.Tensor:
+def predict(
+    net: torch.nn.Module,
+    images: torch.Tensor,
+    holes: torch.Tensor,
+    device: torch.device,
+    batch_size: int = 16,
+) -> torch.Tensor:
     """Composited fills of uint8 ``images``/``holes`` as float ``(N, 3, H, W)`` on the CPU."""
     outputs = []
     for first in range(0, len(images), batch_size):
@@ -109,8 +118,9 @@ def predict(net: torch.nn.Module, images: torch.Tensor, holes: torch.Tensor,
     return torch.cat(outputs)
 
 
-def validate(net: torch.nn.Module, valset: ValidationSet, device: torch.device,
-             batch_size: int = 16) -> tuple[dict[str, dict[str, float]], torch.Tensor]:
+def validate(
+    net: torch.nn.Module, valset: ValidationSet, device: torch.device, batch_size: int = 16
+) -> tuple[dict[str, dict[str, float]], torch.Tensor]:
     """Metrics per bin of ``net`` (put in eval mode by the caller) and the composited outputs."""
     results = predict(net, valset.images, valset.holes, device, batch_size)
     truths = valset.images.float() / 255
@@ -187,8 +197,15 @@ def _tensorboard(run_dir: Path):
 class Trainer:
     """One training run; :meth:`run` does it. Build with :func:`train`."""
 
-    def __init__(self, config: TrainConfig, run_dir: Path, *, resume: bool,
-                 device: str = "auto", vgg_weights: str | os.PathLike | None = None) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        run_dir: Path,
+        *,
+        resume: bool,
+        device: str = "auto",
+        vgg_weights: str | os.PathLike | None = None,
+    ) -> None:
         self.started = time.monotonic()
         self.config, self.run_dir = config, Path(run_dir)
         self.context = ddp.init_distributed(device)
@@ -221,8 +238,10 @@ class Trainer:
     def _checkpoint_to_resume(self, resume: bool) -> Path | None:
         existing = ckpt.latest_checkpoint(self.run_dir)
         if existing is not None and not resume:
-            raise InputError(f"{self.run_dir} already holds checkpoints; pass --resume to continue "
-                             "that run or choose another --out folder")
+            raise InputError(
+                f"{self.run_dir} already holds checkpoints; pass --resume to continue "
+                "that run or choose another --out folder"
+            )
         return existing if resume else None
 
     def _seed_everything(self) -> None:
@@ -243,21 +262,28 @@ class Trainer:
 
         config = self.config
         self.net = PConvUNet(config.model).to(self.device)
-        feature_net = build_feature_net(config.loss.feature_net,
-                                        weights=_vgg_weights(config.loss.feature_net, vgg_weights),
-                                        taps=config.loss.taps)
+        feature_net = build_feature_net(
+            config.loss.feature_net,
+            weights=_vgg_weights(config.loss.feature_net, vgg_weights),
+            taps=config.loss.taps,
+        )
         self.loss_fn = PConvLoss(feature_net, config.loss.weights).to(self.device)
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.optim.lr,
-                                          betas=tuple(config.optim.betas),
-                                          weight_decay=config.optim.weight_decay)
+        self.optimizer = torch.optim.Adam(
+            self.net.parameters(),
+            lr=config.optim.lr,
+            betas=tuple(config.optim.betas),
+            weight_decay=config.optim.weight_decay,
+        )
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.cuda and config.amp == "fp16")
 
     def _load_state(self, state: dict[str, Any], path: Path) -> None:
         try:
             self.net.load_state_dict(state["model"])
         except RuntimeError as exc:
-            raise WeightsError(f"{path} does not fit the configured model (did model.* change?): "
-                               f"{str(exc).splitlines()[0]}") from None
+            raise WeightsError(
+                f"{path} does not fit the configured model (did model.* change?): "
+                f"{str(exc).splitlines()[0]}"
+            ) from None
         self.optimizer.load_state_dict(state["optimizer"])
         if state["scaler"] and self.scaler.is_enabled():  # empty when saved without fp16
             self.scaler.load_state_dict(state["scaler"])
@@ -270,11 +296,15 @@ class Trainer:
         if config.data.train_dir is None:
             raise InputError("no training photos: pass --data DIR")
         if config.data.size % multiple:
-            raise InputError(f"data.size={config.data.size} must be a multiple of the model's "
-                             f"size_multiple {multiple} (2**model.layers)")
+            raise InputError(
+                f"data.size={config.data.size} must be a multiple of the model's "
+                f"size_multiple {multiple} (2**model.layers)"
+            )
         if config.data.batch_size % self.context.world_size:
-            raise InputError(f"data.batch_size={config.data.batch_size} must be a multiple of the "
-                             f"number of processes ({self.context.world_size})")
+            raise InputError(
+                f"data.batch_size={config.data.batch_size} must be a multiple of the "
+                f"number of processes ({self.context.world_size})"
+            )
 
     def _wrap_model(self) -> None:
         """DDP and torch.compile around the network, in the current phase's train mode.
@@ -294,10 +324,20 @@ class Trainer:
         data = self.config.data
         files = list_training_images(data.train_dir)
         masks = MaskSource(data.masks, data.mask_dir, data.folder_mask_share)
-        dataset = TrainingSet(files, data.size, seed=self.config.seed,
-                              crop_scale=tuple(data.crop_scale), flip=data.flip, masks=masks)
-        sampler = StreamSampler(data.batch_size, start=self.samples_seen, rank=self.context.rank,
-                                world_size=self.context.world_size)
+        dataset = TrainingSet(
+            files,
+            data.size,
+            seed=self.config.seed,
+            crop_scale=tuple(data.crop_scale),
+            flip=data.flip,
+            masks=masks,
+        )
+        sampler = StreamSampler(
+            data.batch_size,
+            start=self.samples_seen,
+            rank=self.context.rank,
+            world_size=self.context.world_size,
+        )
         return make_loader(dataset, sampler, workers=data.workers, pin_memory=self.cuda)
 
     def _validation_set(self) -> ValidationSet | None:
@@ -338,11 +378,15 @@ class Trainer:
             valid = valid.contiguous(memory_format=torch.channels_last)
         return image, valid
 
-    def _losses(self, image: torch.Tensor, valid: torch.Tensor,
-                model: torch.nn.Module | None = None) -> dict[str, torch.Tensor]:
+    def _losses(
+        self, image: torch.Tensor, valid: torch.Tensor, model: torch.nn.Module | None = None
+    ) -> dict[str, torch.Tensor]:
         """The network under autocast (CUDA), the loss in float32 unless ``amp_loss``."""
-        autocast = (torch.autocast("cuda", dtype=self.amp_dtype) if self.amp_dtype
-                    else contextlib.nullcontext())
+        autocast = (
+            torch.autocast("cuda", dtype=self.amp_dtype)
+            if self.amp_dtype
+            else contextlib.nullcontext()
+        )
         loss_in_autocast = self.config.amp_loss and self.amp_dtype is not None
         with autocast:
             output = (self.model if model is None else model)(image, valid)
@@ -365,15 +409,20 @@ class Trainer:
         for model in (self.net, self.model):
             self.optimizer.zero_grad(set_to_none=True)
             self._losses(image, valid, model)["total"].backward()
-            gradients.append(torch.cat([p.grad.float().flatten() for p in self.net.parameters()
-                                        if p.grad is not None]))
+            gradients.append(
+                torch.cat(
+                    [p.grad.float().flatten() for p in self.net.parameters() if p.grad is not None]
+                )
+            )
         self.net.load_state_dict(saved)  # the two passes moved the batch-norm statistics
         self.optimizer.zero_grad(set_to_none=True)
         eager, compiled = gradients
         error = ((compiled - eager).norm() / eager.norm().clamp_min(1e-12)).item()
         if not error < 0.5:
-            raise HolefillError(f"torch.compile gives wrong gradients for this network here "
-                                f"(relative error {error:.2f} against eager mode); set compile=false")
+            raise HolefillError(
+                f"torch.compile gives wrong gradients for this network here "
+                f"(relative error {error:.2f} against eager mode); set compile=false"
+            )
 
     def _train_step(self) -> torch.Tensor:
         """One Adam update; the detached loss terms in :data:`LOSS_KEYS` order."""
@@ -433,8 +482,11 @@ class Trainer:
                 self.board.close()
             ddp.shutdown(self.context)
         if main:
-            print(f"holefill train: stopped at step {self.step} ({stopped_by}); "
-                  f"run folder {self.run_dir}", file=sys.stderr)
+            print(
+                f"holefill train: stopped at step {self.step} ({stopped_by}); "
+                f"run folder {self.run_dir}",
+                file=sys.stderr,
+            )
         return TrainResult(self.run_dir, self.step, stopped_by, last_losses, table, export_path)
 
     def _finish(self) -> Path | None:
@@ -468,9 +520,13 @@ class Trainer:
         rate = window.steps * self.config.data.batch_size / max(window.seconds(), 1e-9)
         window.reset(self.step)
         if self.context.is_main:
-            row = {"step": self.step, "time_s": round(self._train_seconds(), 3),
-                   "lr": self._lr(self.step - 1), **{k: f"{v:.6g}" for k, v in losses.items()},
-                   "images_per_s": round(rate, 2)}
+            row = {
+                "step": self.step,
+                "time_s": round(self._train_seconds(), 3),
+                "lr": self._lr(self.step - 1),
+                **{k: f"{v:.6g}" for k, v in losses.items()},
+                "images_per_s": round(rate, 2),
+            }
             self.train_log.write([row])
             if self.board is not None:
                 for key, value in losses.items():
@@ -489,9 +545,16 @@ class Trainer:
         self.net.eval()
         table, results = validate(self.net, self.valset, self.device, self.config.val_batch_size)
         self._set_train_mode()
-        rows = [{"step": self.step, "bin": label, "count": v["count"],
-                 "psnr": f"{v['psnr']:.4f}", "ssim": f"{v['ssim']:.5f}"}
-                for label, v in table.items()]
+        rows = [
+            {
+                "step": self.step,
+                "bin": label,
+                "count": v["count"],
+                "psnr": f"{v['psnr']:.4f}",
+                "ssim": f"{v['ssim']:.5f}",
+            }
+            for label, v in table.items()
+        ]
         self.val_log.write(rows)
         save_grid(self.run_dir / "val" / f"val_step{self.step}.png", self.valset, results)
         if self.board is not None:
@@ -521,9 +584,13 @@ class Trainer:
         ddp.barrier(self.context)
 
     def _export(self) -> Path:
-        return ckpt.write_export(self.net.state_dict(), self.config.to_dict(), self.step,
-                                 self.run_dir / "model.safetensors",
-                                 dtype=self.config.export_dtype)
+        return ckpt.write_export(
+            self.net.state_dict(),
+            self.config.to_dict(),
+            self.step,
+            self.run_dir / "model.safetensors",
+            dtype=self.config.export_dtype,
+        )
 
     def _debug_rank_state(self) -> None:
         """With ``debug_rank_state``: each rank writes its step and a hash of its weights."""
@@ -533,10 +600,14 @@ class Trainer:
         from holefill.methods.pconv import weights_digest
 
         state = self.net.state_dict()
-        record = {"rank": self.context.rank, "world_size": self.context.world_size,
-                  "step": self.step, "samples_seen": self.samples_seen,
-                  "state_sha256": weights_digest(state),
-                  "params_sha256": weights_digest(dict(self.net.named_parameters()))}
+        record = {
+            "rank": self.context.rank,
+            "world_size": self.context.world_size,
+            "step": self.step,
+            "samples_seen": self.samples_seen,
+            "state_sha256": weights_digest(state),
+            "params_sha256": weights_digest(dict(self.net.named_parameters())),
+        }
         path = self.run_dir / "debug" / f"rank{self.context.rank}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=1))
@@ -609,16 +680,25 @@ class _Progress:
         if self.bar is not None:
             self.bar.set_postfix(loss=f"{loss:.4g}", img_s=f"{rate:.1f}", lr=f"{lr:.1e}")
         elif self.enabled:
-            print(f"step {step}: loss {loss:.4g}, {rate:.1f} images/s, lr {lr:.1e}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"step {step}: loss {loss:.4g}, {rate:.1f} images/s, lr {lr:.1e}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
 
 
-def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
-          device: str = "auto", vgg_weights: str | os.PathLike | None = None) -> TrainResult:
+def train(
+    config: TrainConfig,
+    run_dir: str | os.PathLike,
+    *,
+    resume: bool = False,
+    device: str = "auto",
+    vgg_weights: str | os.PathLike | None = None,
+) -> TrainResult:
     """Train a PConv U-Net as ``config`` says, writing everything into ``run_dir``.
 
     Parameters
@@ -637,9 +717,19 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Fal
     -------
     TrainResult
     """
-    return Trainer(config, Path(run_dir), resume=resume, device=device,
-                   vgg_weights=vgg_weights).run()
+    return Trainer(
+        config, Path(run_dir), resume=resume, device=device, vgg_weights=vgg_weights
+    ).run()
 
 
-__all__ = ["train", "Trainer", "TrainResult", "validate", "metrics_by_bin", "image_metrics",
-           "predict", "save_grid", "LOSS_KEYS"]
+__all__ = [
+    "train",
+    "Trainer",
+    "TrainResult",
+    "validate",
+    "metrics_by_bin",
+    "image_metrics",
+    "predict",
+    "save_grid",
+    "LOSS_KEYS",
+]
