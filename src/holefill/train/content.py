@@ -372,6 +372,12 @@ class ContentTrainer:
             ) from None
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
+        for optimizer, lr in (
+            (self.opt_g, self.config.optim.lr),
+            (self.opt_d, self.config.optim.d_lr),
+        ):
+            for group in optimizer.param_groups:  # a resumed run may be given new rates
+                group["lr"] = lr
         self.scaler.load_state_dict(state["scaler"])
         self.step, self.samples_seen = int(state["step"]), int(state["samples_seen"])
         self.train_seconds = float(state.get("train_seconds", 0.0))
