@@ -406,13 +406,13 @@ class NeuralPatchInpainter(Inpainter):
         )
 
     def _fill_single(self, image: Tensor, hole: Tensor) -> Tensor:
-        timing = _Timing()
+        timing, source_device = _Timing(), image.device
         hole = hole.to(self.device)
         image = image.to(self.device) * (1 - hole)  # nothing of the hole's old pixels may leak in
         sizes = pyramid_sizes(*image.shape[-2:], coarsest=self.coarsest)
         started = time.perf_counter()
         result = self._predict_content(image, hole, sizes[0])
-        timing.content = time.perf_counter() - started
+        timing.content = self._elapsed(started)
         for index, size in enumerate(sizes):
             known, level_hole = _shrink(image, hole, size)
             start = torch.where(level_hole > 0.5, _resize(result, size), known)
@@ -420,10 +420,16 @@ class NeuralPatchInpainter(Inpainter):
             iterations = self.iterations[min(index, len(self.iterations) - 1)]
             started = time.perf_counter()
             result, matching = self._synthesize(start, level_hole, iterations, layers)
-            timing.levels.append((size, iterations, matching, time.perf_counter() - started))
+            timing.levels.append((size, iterations, matching, self._elapsed(started)))
         if self.verbose:
             print(timing.report(), file=sys.stderr, flush=True)
-        return result.to(image.dtype)
+        return result.to(source_device)
+
+    def _elapsed(self, started: float) -> float:
+        """Seconds since ``started``, after the GPU's queued work when timing is printed."""
+        if self.verbose and self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter() - started
 
     @torch.no_grad()
     def _predict_content(self, image: Tensor, hole: Tensor, size: tuple[int, int]) -> Tensor:
@@ -485,7 +491,7 @@ class NeuralPatchInpainter(Inpainter):
             while done < iterations:
                 started = time.perf_counter()
                 texture.update_matches(torch.where(free, pixels.detach(), start).clamp(0, 1))
-                matching += time.perf_counter() - started
+                matching += self._elapsed(started)
                 steps = min(self.match_every, iterations - done)
                 optimizer.param_groups[0].update(max_iter=steps, max_eval=steps * 5 // 4)
                 optimizer.step(closure)
