@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -19,6 +20,7 @@ from holefill.masks import (
     free_form_mask,
     hole_ratio,
     mask_in_bin,
+    noise_mask,
     random_training_mask,
     rectangle_mask,
     touches_border,
@@ -200,6 +202,30 @@ def test_random_training_mask_covers_all_bins():
     per_bin = [sum(bin_of(r) == label for r in ratios) for label in BIN_LABELS]
     assert min(per_bin) >= 20, per_bin  # about 40 each when uniform over 0.01-0.6
     assert np.array_equal(random_training_mask(64, 64, 9), random_training_mask(64, 64, 9))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_noise_masks_hit_the_ratio(seed):
+    ratio = 0.02 + 0.05 * seed
+    hole_mask = noise_mask(120, 200, ratio, seed)
+    assert hole_mask.dtype == bool and hole_mask.shape == (120, 200)
+    assert abs(hole_mask.mean() - ratio) <= 1 / hole_mask.size
+    assert np.array_equal(hole_mask, noise_mask(120, 200, ratio, seed))
+
+
+def test_noise_masks_are_not_speckled():
+    # a hole pixel with no hole among its 8 neighbours is noise, not a shape: thin bands leave a
+    # few, a block cut by random tie-breaking would leave hundreds
+    for seed in range(20):
+        hole_mask = noise_mask(128, 128, 0.3, seed)
+        neighbours = cv2.filter2D(hole_mask.astype(np.float32), -1, np.ones((3, 3), np.float32))
+        isolated = hole_mask & (neighbours <= 1.5)
+        assert isolated.sum() <= 0.01 * hole_mask.sum(), seed
+
+
+def test_noise_mask_rejects_bad_ratios():
+    with pytest.raises(InputError, match="ratio"):
+        noise_mask(10, 10, 1.0)
 
 
 @pytest.mark.parametrize("call", [lambda: free_form_mask(0, 5), lambda: rectangle_mask(5, -1)])

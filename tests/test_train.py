@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import os
 import signal
 import subprocess
@@ -25,7 +26,14 @@ from holefill.train.data import (
     TrainingSet,
     list_training_images,
 )
-from holefill.train.loop import LOSS_KEYS, image_metrics, metrics_by_bin, train, validate
+from holefill.train.loop import (
+    LOSS_KEYS,
+    Trainer,
+    image_metrics,
+    metrics_by_bin,
+    train,
+    validate,
+)
 
 TINY = "pconv_tiny"
 SUBPROCESS_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -393,6 +401,49 @@ def test_time_budget_stops_checkpoints_and_exports(data_dirs, tmp_path):
     assert (tmp_path / "run" / "model.safetensors").is_file()
     again = train(config, tmp_path / "run", resume=True, device="cpu")
     assert again.step == 2  # the budget is per invocation: one more step, then stop
+
+
+def test_cosine_schedule_warms_up_decays_and_freezes_the_encoder_bn(data_dirs, tmp_path):
+    config = _tiny(
+        data_dirs[0],
+        None,
+        "optim.max_steps=10",
+        "optim.schedule=cosine",
+        "optim.lr=1e-3",
+        "optim.min_lr=1e-5",
+        "optim.warmup_steps=4",
+        "optim.finetune_from_fraction=0.7",
+        "log_every=1",
+        "ckpt_every=0",
+    )
+    train(config, tmp_path / "run", device="cpu")
+    lrs = _column(tmp_path / "run" / "train.csv", "lr")
+
+    def expected(step: int) -> float:  # worked by hand: the lr used by step 0..9
+        warmup = min(1.0, (step + 1) / 4)
+        return warmup * (1e-5 + (1e-3 - 1e-5) * 0.5 * (1 + math.cos(math.pi * step / 10)))
+
+    assert lrs == pytest.approx([expected(step) for step in range(10)], rel=1e-6)
+    assert lrs[3] == max(lrs)  # the warm-up ends at step 3, then the cosine falls
+
+
+def test_finetune_by_fraction_freezes_the_encoder_batch_norms(data_dirs, tmp_path):
+    config = _tiny(
+        data_dirs[0], None, "optim.max_steps=4", "optim.finetune_from_fraction=0.5", "ckpt_every=0"
+    )
+    trainer = Trainer(config, tmp_path / "run", resume=False, device="cpu")
+
+    def bn_modes() -> list[bool]:
+        return [m.training for m in trainer.net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+
+    assert not trainer.finetuning and all(bn_modes())
+    for _ in range(2):
+        trainer._train_step()
+    assert not trainer.finetuning  # the fraction is checked before each step: 2/4 not yet seen
+    trainer._train_step()
+    assert trainer.finetuning
+    modes = bn_modes()
+    assert not all(modes) and any(modes)  # the encoder's are frozen, the decoder's still train
 
 
 # ---------------------------------------------------------------------------------------------

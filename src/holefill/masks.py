@@ -284,14 +284,18 @@ def mask_in_bin(
 def random_training_mask(height: int, width: int, rng: RandomSource) -> np.ndarray:
     """The PConv trainer's default mask: hole ratio uniform over 0.01-0.6 (all PConv bins).
 
-    A target ratio ``r`` is drawn uniformly in (0.01, 0.6]; the mask is filled with random-walk
-    strokes to a ratio in ``[r, r + 0.02]`` (within 0.6). One mask in four mixes in rectangles
-    (half of its shapes), so models also see hard straight edges.
+    A target ratio ``r`` is drawn uniformly in (0.01, 0.6]. Half of the masks are random-walk
+    brush strokes filled to a ratio in ``[r, r + 0.02]`` (within 0.6), one in four of them with
+    rectangles mixed in (half of the shapes), so models also see hard straight edges. The other
+    half are :func:`noise_mask` holes at ratio ``r``: thin contour lines, blobs and blocks, the
+    fragmented shapes of the NVIDIA occlusion masks that the brush never draws.
     """
     _check_size(height, width)
     rng = np.random.default_rng(rng)
-    n_pixels = height * width
     ratio = rng.uniform(0.01, 0.6)
+    if rng.random() < 0.5:
+        return noise_mask(height, width, ratio, rng)
+    n_pixels = height * width
     region = _fill_region(height, width, None, BORDER_DISTANCE, ratio)
     count_min, count_max = _count_range(ratio, min(ratio + 0.02, 0.6), n_pixels, n_pixels)
     box_share = 0.5 if rng.random() < 0.25 else 0.0
@@ -299,6 +303,57 @@ def random_training_mask(height: int, width: int, rng: RandomSource) -> np.ndarr
     canvas = _fill(region, brush, count_min, count_max, rng, box_share=box_share)
     assert canvas is not None  # unconstrained filling always reaches the target
     return canvas.astype(bool)
+
+
+def noise_mask(height: int, width: int, ratio: float, rng: RandomSource = None) -> np.ndarray:
+    """A fragmented hole mask covering ``ratio`` of the image: the pixels with the highest scores
+    of a smooth random field.
+
+    The field is uniform noise on a coarse grid (4 to 32 cells across), enlarged bicubically
+    (smooth blobs) or with nearest neighbour (blocks); half of the time the score is minus the
+    distance to one of the field's level sets instead, which makes thin wandering bands that
+    thicken as ``ratio`` grows. Taking the top ``ratio`` quantile hits the ratio exactly (up to
+    ties), for any size.
+
+    Returns
+    -------
+    numpy.ndarray
+        Bool ``(height, width)``, True = hole.
+    """
+    _check_size(height, width)
+    if not 0 < ratio < 1:
+        raise InputError(f"ratio must be in (0, 1), got {ratio}")
+    rng = np.random.default_rng(rng)
+    blocky = rng.random() < 0.2
+    field = _noise_field(height, width, rng, cv2.INTER_NEAREST if blocky else cv2.INTER_CUBIC)
+    if not blocky:
+        field += 0.5 * _noise_field(height, width, rng, cv2.INTER_CUBIC)  # a second octave
+        if rng.random() < 0.5:
+            field = -np.abs(field - np.float32(rng.uniform(0.5, 1.0)))
+    if rng.random() < 0.5:  # gather the holes in one part of the image
+        field += _noise_field(height, width, rng, cv2.INTER_CUBIC, cells=(2, 4))
+    # ties (blocks) are broken by a smooth field, so the cut never speckles a block
+    field += np.float32(1e-3) * _noise_field(height, width, rng, cv2.INTER_CUBIC, cells=(2, 5))
+    count = max(1, round(ratio * height * width))
+    threshold = np.partition(field, field.size - count, axis=None)[field.size - count]
+    return field >= threshold
+
+
+def _noise_field(
+    height: int,
+    width: int,
+    rng: np.random.Generator,
+    interpolation: int,
+    cells: tuple[int, int] = (4, 33),
+) -> np.ndarray:
+    """Uniform noise on a coarse grid of ``cells`` (a random count in the range) across the
+    longer side, enlarged to ``(height, width)`` float32."""
+    across = int(rng.integers(*cells))
+    longer = max(height, width)
+    grid = rng.random(
+        (max(2, round(across * height / longer)), max(2, round(across * width / longer)))
+    )
+    return cv2.resize(grid.astype(np.float32), (width, height), interpolation=interpolation)
 
 
 # ---------------------------------------------------------------------------------------------

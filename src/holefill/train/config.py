@@ -62,6 +62,14 @@ class OptimConfig:
     finetune_lr: float = 5e-5
     #: first step of the fine-tuning phase (lr ``finetune_lr``, encoder BN frozen); null = never
     finetune_from_step: int | None = None
+    #: ``constant``: the paper's two phases (``lr``, then ``finetune_lr``). ``cosine``: linear
+    #: warm-up over ``warmup_steps``, then a cosine from ``lr`` down to ``min_lr`` over this
+    #: invocation's budget (``max_steps`` or ``max_minutes``, whichever ends first)
+    schedule: Literal["constant", "cosine"] = "constant"
+    warmup_steps: int = 0
+    min_lr: float = 0.0
+    #: fine-tune (encoder BN frozen) from this fraction of the budget on; null = by step only
+    finetune_from_fraction: float | None = None
     max_steps: int = 100_000
     #: wall-clock budget of one invocation in minutes: checkpoint, export and stop when exceeded
     max_minutes: float | None = None

@@ -530,8 +530,8 @@ class ContentTrainer:
             stop = self.stop_signal or (budget is not None and now - self.started >= budget * 60)
             every = self.config.ckpt_every_minutes
             time_ckpt = every is not None and now - self.last_checkpoint_time >= every * 60
-        stop, time_ckpt = ddp.any_rank(self.context, [stop or self.stop_signal, time_ckpt])
-        return stop, time_ckpt
+        flags = ddp.max_over_ranks(self.context, [stop or self.stop_signal, time_ckpt])
+        return bool(flags[0]), bool(flags[1])
 
     def _log(self, mean: torch.Tensor, steps: int, seconds: float) -> dict[str, float]:
         values = ddp.mean_over_ranks(self.context, mean.to(self.device)).tolist()

@@ -77,13 +77,13 @@ def barrier(context: DistContext) -> None:
         dist.barrier()
 
 
-def any_rank(context: DistContext, flags: list[bool]) -> list[bool]:
-    """Element-wise OR of boolean flags over all ranks (one small all-reduce)."""
+def max_over_ranks(context: DistContext, values: list[float]) -> list[float]:
+    """Element-wise maximum of numbers over all ranks (one small all-reduce); on booleans, OR."""
     if not context.enabled:
-        return flags
-    tensor = torch.tensor([float(f) for f in flags], device=context.device)
+        return values
+    tensor = torch.tensor([float(v) for v in values], device=context.device, dtype=torch.float64)
     dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
-    return [bool(v) for v in tensor.tolist()]
+    return tensor.tolist()
 
 
 def mean_over_ranks(context: DistContext, values: torch.Tensor) -> torch.Tensor:
@@ -123,7 +123,7 @@ __all__ = [
     "resolve_device",
     "shutdown",
     "barrier",
-    "any_rank",
+    "max_over_ranks",
     "mean_over_ranks",
     "sync_buffers",
     "wrap_model",

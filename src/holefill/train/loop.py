@@ -1,8 +1,11 @@
 """The PConv training loop: Adam on the PConv loss, checkpoints, validation, logs, export.
 
 Liu et al. [1]_ train in two phases: lr 2e-4 with batch normalisation everywhere, then lr 5e-5 with
-the encoder's batch normalisation frozen (``optim.finetune_from_step``). One step is one Adam update
-on a global batch of ``data.batch_size`` samples (split over the DDP processes).
+the encoder's batch normalisation frozen (``optim.finetune_from_step``). For short budgets (a GPU
+lease of minutes) ``optim.schedule=cosine`` warms up and then decays the learning rate over the
+invocation's budget, and ``optim.finetune_from_fraction`` freezes the encoder's batch norms for the
+last part of it. One step is one Adam update on a global batch of ``data.batch_size`` samples
+(split over the DDP processes).
 
 Run folder::
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import math
 import os
 import signal
 import sys
@@ -218,9 +222,12 @@ class Trainer:
         self._seed_everything()
         self._build_model(vgg_weights)
         self.step, self.samples_seen, self.train_seconds = 0, 0, 0.0
+        self.time_fraction = 0.0  # of this invocation's max_minutes, the same on every rank
         state = ckpt.load_checkpoint(checkpoint_path) if checkpoint_path else None
         if state is not None:
             self._load_state(state, checkpoint_path)
+        self.finetuning = self._finetune_due()
+        self.lr = self._lr()
         self._check_config()
         self._wrap_model()
         self.batches = iter(self._loader())  # before the RNG restore: it draws a worker seed
@@ -355,17 +362,29 @@ class Trainer:
         self.board = _tensorboard(self.run_dir)
 
     # -- phases -----------------------------------------------------------------------------
-    def _finetuning(self, step: int) -> bool:
-        start = self.config.optim.finetune_from_step
-        return start is not None and step >= start
-
-    def _lr(self, step: int) -> float:
+    def _progress(self) -> float:
+        """How much of this invocation's budget is spent: steps or time, whichever is further."""
         optim = self.config.optim
-        return optim.finetune_lr if self._finetuning(step) else optim.lr
+        return min(1.0, max(self.step / max(optim.max_steps, 1), self.time_fraction))
+
+    def _finetune_due(self) -> bool:
+        optim = self.config.optim
+        by_step = optim.finetune_from_step is not None and self.step >= optim.finetune_from_step
+        fraction = optim.finetune_from_fraction
+        return by_step or (fraction is not None and self._progress() >= fraction)
+
+    def _lr(self) -> float:
+        """The learning rate of the next step."""
+        optim = self.config.optim
+        if optim.schedule == "constant":
+            return optim.finetune_lr if self.finetuning else optim.lr
+        warmup = min(1.0, (self.step + 1) / optim.warmup_steps) if optim.warmup_steps > 0 else 1.0
+        cosine = 0.5 * (1 + math.cos(math.pi * self._progress()))
+        return warmup * (optim.min_lr + (optim.lr - optim.min_lr) * cosine)
 
     def _set_train_mode(self) -> None:
         self.net.train()
-        if self._finetuning(self.step):
+        if self.finetuning:
             self.net.freeze_encoder_bn(True)
 
     # -- one step ---------------------------------------------------------------------------
@@ -426,10 +445,12 @@ class Trainer:
 
     def _train_step(self) -> torch.Tensor:
         """One Adam update; the detached loss terms in :data:`LOSS_KEYS` order."""
-        if self._finetuning(self.step) and not self._finetuning(self.step - 1):
+        if not self.finetuning and self._finetune_due():
+            self.finetuning = True
             self._wrap_model()  # the paper's second phase starts here
+        self.lr = self._lr()
         for group in self.optimizer.param_groups:
-            group["lr"] = self._lr(self.step)
+            group["lr"] = self.lr
         image, valid = self._next_batch()
         if self.config.compile and not self.compile_checked:
             self._check_compiled_gradients(image, valid)
@@ -505,14 +526,20 @@ class Trainer:
         """``(stop, checkpoint)``: the time budget or a signal, and the checkpoint clock; decided
         on rank 0 and shared, so every rank acts on the same step."""
         stop = time_ckpt = False
+        fraction = 0.0
         if self.context.is_main:
             now = time.monotonic()
             budget = self.config.optim.max_minutes
-            stop = self.stop_signal or (budget is not None and now - self.started >= budget * 60)
+            if budget is not None:
+                fraction = (now - self.started) / max(budget * 60, 1e-9)
+            stop = self.stop_signal or fraction >= 1.0
             every = self.config.ckpt_every_minutes
             time_ckpt = every is not None and now - self.last_checkpoint_time >= every * 60
-        stop, time_ckpt = ddp.any_rank(self.context, [stop or self.stop_signal, time_ckpt])
-        return stop, time_ckpt
+        stop, time_ckpt, fraction = ddp.max_over_ranks(
+            self.context, [float(stop or self.stop_signal), float(time_ckpt), fraction]
+        )
+        self.time_fraction = min(fraction, 1.0)
+        return bool(stop), bool(time_ckpt)
 
     def _log(self, window: _Window, progress: _Progress) -> dict[str, float]:
         means = ddp.mean_over_ranks(self.context, window.mean().to(self.device)).tolist()
@@ -523,7 +550,7 @@ class Trainer:
             row = {
                 "step": self.step,
                 "time_s": round(self._train_seconds(), 3),
-                "lr": self._lr(self.step - 1),
+                "lr": self.lr,
                 **{k: f"{v:.6g}" for k, v in losses.items()},
                 "images_per_s": round(rate, 2),
             }
@@ -532,7 +559,7 @@ class Trainer:
                 for key, value in losses.items():
                     self.board.add_scalar(f"loss/{key}", value, self.step)
                 self.board.add_scalar("images_per_s", rate, self.step)
-            progress.report(self.step, losses["total"], rate, self._lr(self.step - 1))
+            progress.report(self.step, losses["total"], rate, self.lr)
         return losses
 
     def _train_seconds(self) -> float:
