@@ -403,6 +403,22 @@ def test_time_budget_stops_checkpoints_and_exports(data_dirs, tmp_path):
     assert again.step == 2  # the budget is per invocation: one more step, then stop
 
 
+def test_init_weights_start_a_fresh_run_from_an_export(trained_run, data_dirs, tmp_path):
+    from safetensors.torch import load_file
+
+    export = trained_run[0] / "model.safetensors"
+    config = _tiny(data_dirs[0], None, f"init_weights={export}")
+    trainer = Trainer(config, tmp_path / "run", resume=False, device="cpu")
+    exported = load_file(export)
+    state = trainer.net.state_dict()
+    assert trainer.step == 0 and set(state) == set(exported)
+    for key, value in exported.items():
+        assert torch.equal(state[key], value.to(state[key].dtype)), key
+    wrong = _tiny(data_dirs[0], None, f"init_weights={export}", "model.layers=4")
+    with pytest.raises(WeightsError, match="does not fit"):
+        Trainer(wrong, tmp_path / "other", resume=False, device="cpu")
+
+
 def test_cosine_schedule_warms_up_decays_and_freezes_the_encoder_bn(data_dirs, tmp_path):
     config = _tiny(
         data_dirs[0],

@@ -284,7 +284,7 @@ def mask_in_bin(
 def random_training_mask(height: int, width: int, rng: RandomSource) -> np.ndarray:
     """The PConv trainer's default mask: hole ratio uniform over 0.01-0.6 (all PConv bins).
 
-    A target ratio ``r`` is drawn uniformly in (0.01, 0.6]. Half of the masks are random-walk
+    A target ratio ``r`` is drawn uniformly in (0.01, 0.58). Half of the masks are random-walk
     brush strokes filled to a ratio in ``[r, r + 0.02]`` (within 0.6), one in four of them with
     rectangles mixed in (half of the shapes), so models also see hard straight edges. The other
     half are :func:`noise_mask` holes at ratio ``r``: thin contour lines, blobs and blocks, the
@@ -292,7 +292,7 @@ def random_training_mask(height: int, width: int, rng: RandomSource) -> np.ndarr
     """
     _check_size(height, width)
     rng = np.random.default_rng(rng)
-    ratio = rng.uniform(0.01, 0.6)
+    ratio = rng.uniform(0.01, 0.58)  # strokes fill to [r, r + 0.02]: never an empty range
     if rng.random() < 0.5:
         return noise_mask(height, width, ratio, rng)
     n_pixels = height * width

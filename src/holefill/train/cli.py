@@ -3,7 +3,7 @@
 Usage::
 
     holefill train pconv --data DIR [--val DIR] [--config FILE.yaml] [key=value ...] --out RUN_DIR
-                         [--resume] [--device cpu|cuda|auto] [--vgg-weights PATH]
+                         [--resume] [--init WEIGHTS] [--device cpu|cuda|auto] [--vgg-weights PATH]
     holefill train export RUN_DIR_OR_CKPT -o FILE.safetensors [--dtype float16|bfloat16|float32]
 
 The same ``pconv`` command runs data-parallel under ``torchrun --nproc_per_node N -m
@@ -48,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
     pconv.add_argument(
         "--resume", action="store_true", help="continue from the run folder's latest checkpoint"
     )
+    pconv.add_argument(
+        "--init",
+        metavar="WEIGHTS",
+        help="start from these network weights (.safetensors export or .pt checkpoint) with a "
+        "fresh optimiser, e.g. the shipped weights or another run's export",
+    )
     pconv.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     pconv.add_argument(
         "--vgg-weights",
@@ -84,7 +90,10 @@ def resolve_config(args: argparse.Namespace):
         paths["train_dir"] = str(Path(args.data).resolve())
     if args.val is not None:
         paths["val_dir"] = str(Path(args.val).resolve())
-    return load_config(config_file, args.overrides, base=base, values={"data": paths})
+    values: dict = {"data": paths}
+    if getattr(args, "init", None) is not None:
+        values["init_weights"] = str(Path(args.init).resolve())
+    return load_config(config_file, args.overrides, base=base, values=values)
 
 
 def _train(args: argparse.Namespace) -> int:

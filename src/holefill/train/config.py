@@ -108,6 +108,9 @@ class TrainConfig:
     val_batch_size: int = 16
     log_every: int = 50
     seed: int = 0
+    #: start a fresh run from these network weights (an exported ``.safetensors`` or a checkpoint
+    #: ``.pt``), with a new optimiser; ignored when resuming a run that has checkpoints
+    init_weights: str | None = None
     export_dtype: ExportDtype = "float16"
     debug_rank_state: bool = False  #: each rank writes ``debug/rank{r}.json`` (DDP tests)
 

@@ -226,6 +226,8 @@ class Trainer:
         state = ckpt.load_checkpoint(checkpoint_path) if checkpoint_path else None
         if state is not None:
             self._load_state(state, checkpoint_path)
+        elif config.init_weights:
+            self._load_weights(Path(config.init_weights))
         self.finetuning = self._finetune_due()
         self.lr = self._lr()
         self._check_config()
@@ -297,6 +299,25 @@ class Trainer:
         self.step = int(state["step"])
         self.samples_seen = int(state["samples_seen"])
         self.train_seconds = float(state.get("train_seconds", 0.0))
+
+    def _load_weights(self, path: Path) -> None:
+        """Network weights (only) from an export or a checkpoint: a warm start."""
+        from holefill.methods.pconv import check_state, read_pconv
+
+        if path.suffix == ".safetensors":
+            file_config, weights, _ = read_pconv(path)
+            if file_config != self.config.model:
+                raise WeightsError(
+                    f"{path} does not fit the configured model: it holds {file_config}, "
+                    f"the run has {self.config.model} (set model.* to match)"
+                )
+        elif path.is_file():
+            weights = ckpt.load_checkpoint(path)["model"]
+        else:
+            raise InputError(f"init_weights: {path} is not a file")
+        own = self.net.state_dict()
+        check_state(weights, own, str(path))
+        self.net.load_state_dict({k: v.to(own[k].dtype) for k, v in weights.items()})
 
     def _check_config(self) -> None:
         config, multiple = self.config, int(self.net.size_multiple)
