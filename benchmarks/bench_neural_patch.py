@@ -328,6 +328,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=6, help="photos per set (6)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--weights", help="content-network weights (default: the packaged file)")
+    parser.add_argument(
+        "--content", default="default", help="content network: default or pconv (with --weights)"
+    )
     parser.add_argument("--grid", default="docs/neural_patch_grid.png")
     parser.add_argument("--skip-timing", action="store_true")
     parser.add_argument("--only-timing", action="store_true")
@@ -348,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     from holefill.cli import _parse_value
 
     options = {"weights": args.weights} if args.weights else {}
+    options["content"] = args.content
     refine_options = dict(options)
     for item in args.param:
         key, _, value = item.partition("=")
