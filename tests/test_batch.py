@@ -21,6 +21,7 @@ from holefill.batch import BatchJob, FillSettings, read_results, run_batch
 from holefill.batch.cli import main as batch_main
 from holefill.batch.local import _bounded
 from holefill.batch.manifest import RESULT_COLUMNS, LocalStore
+from holefill.batch.ray_engine import ITEMS_PER_BLOCK, MAX_BLOCKS, _block_count, _pipeline_size
 from holefill.cli import main as holefill_main
 from holefill.errors import HolefillError
 
@@ -312,6 +313,14 @@ def test_items_in_flight_are_bounded():
     threading.Timer(0.3, stop.set).start()
     assert next(feed, "stopped") == "stopped"  # a fourth waits for a slot, then stops
     assert len(pulled) == 4
+
+
+def test_ray_blocks_and_actors_spread_the_items():
+    # one input per item for the actor pool, then blocks of a few items; no idle actors
+    assert [_block_count(n) for n in (1, 2, 30, MAX_BLOCKS)] == [1, 2, 30, MAX_BLOCKS]
+    many = 100 * MAX_BLOCKS
+    assert many / _block_count(many) <= ITEMS_PER_BLOCK
+    assert [_pipeline_size(None, 2, 0.0, n) for n in (1, 2, 200)] == [1, 2, 2]
 
 
 # -- a job killed with SIGKILL, then run again ---------------------------------------------------

@@ -30,8 +30,10 @@ from holefill.batch.local import (
 from holefill.batch.manifest import BatchItem, ItemResult, OutputStore
 from holefill.errors import HolefillError
 
-#: blocks the item list is cut into (small blocks balance the actors; many cost scheduling)
+#: one item per block up to this many items: the actors share the work evenly to the last item
 MAX_BLOCKS = 4096
+#: items per block beyond that (few: an actor's output block holds that many encoded images)
+ITEMS_PER_BLOCK = 16
 
 
 def _import_ray():
@@ -182,7 +184,9 @@ def run_ray(
             ray.shutdown()
 
 
-def _pipeline_size(ray, workers: int, gpus_per_worker: float) -> int:
+def _pipeline_size(ray, workers: int, gpus_per_worker: float, items: int) -> int:
+    """Actors to start: ``workers``, no more than the GPUs allow, nor than there are items."""
+    workers = min(workers, items)
     if gpus_per_worker > 0:
         gpus = ray.cluster_resources().get("GPU", 0)
         if gpus < gpus_per_worker:
@@ -204,7 +208,7 @@ def _run_pipeline(
     gpus_per_worker: float,
     overwrite: bool,
 ) -> None:
-    size = _pipeline_size(ray, workers, gpus_per_worker)
+    size = _pipeline_size(ray, workers, gpus_per_worker, len(pending))
     wants_device = gpus_per_worker > 0 and "device" not in settings.options
     if wants_device and "device" in method_option_names(settings.method):
         settings = FillSettings(
@@ -214,7 +218,7 @@ def _run_pipeline(
             settings.suffix,
             settings.quality,
         )
-    dataset = ray.data.from_items(pending, override_num_blocks=min(len(pending), MAX_BLOCKS))
+    dataset = ray.data.from_items(pending, override_num_blocks=_block_count(len(pending)))
     dataset = dataset.map_batches(
         _actor_class(settings),
         batch_size=1,
@@ -230,6 +234,12 @@ def _run_pipeline(
         raise
     except Exception as exc:  # noqa: BLE001 - Ray wraps worker failures in many types
         raise HolefillError(f"the Ray pipeline failed: {describe_error(exc)}") from exc
+
+
+def _block_count(items: int) -> int:
+    """Blocks to cut ``items`` into: each actor task fills one block, so each block becomes one
+    input of the actor pool (a single block would keep all but one actor idle)."""
+    return min(items, max(MAX_BLOCKS, -(-items // ITEMS_PER_BLOCK)))
 
 
 def _write_row(
