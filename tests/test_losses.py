@@ -15,11 +15,12 @@ from holefill.nn.losses import (
     LossWeights,
     PConvLoss,
     calibrate_feature_scale,
+    default_feature_scale,
     gram_matrix,
     pconv_loss,
     total_variation,
 )
-from holefill.nn.vgg import VGG16_PLAN, build_feature_net
+from holefill.nn.vgg import VGG16_PLAN, VGG19_PLAN, VGG19_URL, build_feature_net
 
 
 @pytest.fixture(autouse=True)
@@ -264,18 +265,18 @@ def test_vgg19_scales_bring_taps_to_unit_magnitude(shared):
         assert 0.25 < scales[tap] / divisor < 4, tap  # one photo: same order as the 50-photo mean
 
 
-def _fake_torchvision_vgg16(path, layers: int = 7):
+def _fake_torchvision_vgg16(path, layers: int = 7, plan=VGG16_PLAN):
     """torchvision's key layout (``features.N``) for the first ``layers`` convs, random values."""
     generator = torch.Generator().manual_seed(0)
     state, index, in_ch = {}, 0, 3
-    convs = [n for n in VGG16_PLAN if n.startswith("conv")][:layers]
-    for layer in VGG16_PLAN:
+    convs = [n for n in plan if n.startswith("conv")][:layers]
+    for layer in plan:
         if layer.startswith("pool"):
             index += 1
             continue
         if layer not in convs:
             break
-        out_ch = {"1": 64, "2": 128, "3": 256}[layer[4]]
+        out_ch = {"1": 64, "2": 128, "3": 256, "4": 512}[layer[4]]
         state[f"features.{index}.weight"] = (
             torch.randn(out_ch, in_ch, 3, 3, generator=generator) * 0.05
         )
@@ -356,3 +357,74 @@ def test_random_net_is_seeded_and_frozen():
         build_feature_net("random", taps=("relu9_1",))
     with pytest.raises(InputError, match="unknown feature network"):
         build_feature_net("resnet")
+
+
+def test_vgg19_in_torchvision_layout_runs_with_imagenet_input(tmp_path, monkeypatch):
+    monkeypatch.delenv("HOLEFILL_VGG_WEIGHTS", raising=False)
+    path = tmp_path / "vgg19-torchvision.pth"
+    state = _fake_torchvision_vgg16(path, layers=9, plan=VGG19_PLAN)  # conv1_1 ... conv4_1
+    net = build_feature_net("vgg19", weights=path, taps=("relu4_1",))
+    assert net.name == "vgg19_torchvision"
+    assert torch.equal(net.convs["conv3_4"].weight, state["features.16.weight"])
+    assert torch.equal(net.convs["conv4_1"].bias, state["features.19.bias"])
+    # independent reference: torchvision's vgg19.features[:21] (up to relu4_1)
+    modules = []
+    for index in range(21):
+        if f"features.{index}.weight" in state:
+            weight = state[f"features.{index}.weight"]
+            conv = nn.Conv2d(weight.shape[1], weight.shape[0], 3, padding=1)
+            conv.load_state_dict({"weight": weight, "bias": state[f"features.{index}.bias"]})
+            modules.append(conv)
+        else:
+            modules.append(nn.MaxPool2d(2, 2) if index in (4, 9, 18) else nn.ReLU())
+    image = torch.rand(1, 3, 24, 24)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            net(image)["relu4_1"], nn.Sequential(*modules)((image - mean) / std)
+        )
+    # torchvision-scale activations: the losses leave them unscaled, like VGG-16's
+    assert default_feature_scale(build_feature_net("vgg19", weights=path)) == {
+        "pool1": 1.0,
+        "pool2": 1.0,
+        "relu3_1": 1.0,
+    }
+
+
+def test_vgg19_without_a_local_file_comes_from_the_hub_cache(tmp_path, monkeypatch):
+    import hashlib
+    import shutil
+
+    import holefill.nn.vgg as vgg
+
+    monkeypatch.delenv("HOLEFILL_VGG_WEIGHTS", raising=False)
+    monkeypatch.setenv("HOLEFILL_SHARED", str(tmp_path / "no-shared"))
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    # the "published" file: a small torchvision-layout VGG-19 whose name carries its own hash,
+    # so the real hash check runs on it, as it would on vgg19-dcbb9e9d.pth
+    published = tmp_path / "published.pth"
+    _fake_torchvision_vgg16(published, layers=5, plan=VGG19_PLAN)
+    prefix = hashlib.sha256(published.read_bytes()).hexdigest()[:8]
+    url = f"https://download.example/models/vgg19-{prefix}.pth"
+    assert VGG19_URL.endswith("/vgg19-dcbb9e9d.pth")  # the real one, patched below
+    monkeypatch.setattr(vgg, "VGG19_URL", url)
+    calls = []
+
+    def download(source, dst, hash_prefix=None, progress=True):  # a local stand-in for the network
+        calls.append((source, hash_prefix))
+        shutil.copyfile(published, dst)
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", download)
+    net = build_feature_net("vgg19", taps=("relu3_1",))
+    assert calls == [(url, prefix)] and net.name == "vgg19_torchvision"
+    build_feature_net("vgg19", taps=("relu3_1",))
+    assert len(calls) == 1  # the second time it is in the cache
+
+    def offline(source, dst, hash_prefix=None, progress=True):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "empty-hub"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(WeightsError, match="VGG-19 weights are not in .*--vgg-weights PATH"):
+        build_feature_net("vgg19")

@@ -20,6 +20,7 @@ from holefill.nn.texture import (
     patch_vectors,
     tv_energy,
 )
+from holefill.nn.vgg import VGG19_PLAN
 from holefill.paths import default_local_vgg19
 
 IDENTITY = {"pixels": LayerGeometry(stride=1, radius=0)}
@@ -243,3 +244,30 @@ def test_pconv_as_content_network(tmp_path, vgg_file):
     out = inpainter.fill(image, hole)
     known = (hole == 0).expand_as(image)
     assert torch.equal(out[known], image[known]) and torch.isfinite(out).all()
+
+
+def test_torchvision_vgg19_file_works_as_the_feature_network(tmp_path, content_weights):
+    # torchvision's layout (features.N): the file real users get from the torch hub cache
+    generator = torch.Generator().manual_seed(0)
+    state, index, in_ch = {}, 0, 3
+    for layer in VGG19_PLAN[: VGG19_PLAN.index("conv4_1") + 1]:
+        if layer.startswith("pool"):
+            index += 1
+            continue
+        out_ch = {"1": 64, "2": 128, "3": 256, "4": 512}[layer[4]]
+        state[f"features.{index}.weight"] = (
+            torch.randn(out_ch, in_ch, 3, 3, generator=generator) / 20
+        )
+        state[f"features.{index}.bias"] = torch.zeros(out_ch)
+        index, in_ch = index + 2, out_ch
+    path = tmp_path / "vgg19-torchvision-layout.pth"
+    torch.save(state, path)
+    rng = np.random.default_rng(0)
+    image = (rng.random((64, 80, 3)) * 255).astype(np.uint8)
+    hole = np.zeros((64, 80), bool)
+    hole[20:40, 30:50] = True
+    inpainter = holefill.create_inpainter(
+        "neural_patch", weights=content_weights, vgg_weights=str(path), iterations=2
+    )
+    filled = holefill.api.fill_pixels(image, hole, inpainter)
+    assert filled.shape == image.shape and np.array_equal(filled[~hole], image[~hole])

@@ -2,8 +2,12 @@
 
 Three networks, chosen by name in :func:`build_feature_net`:
 
-- ``"vgg19"``: the original VGG-19 [1]_ from a local file (the shared ``vgg19_to_relu4_1.pth``),
-  Caffe preprocessing (BGR, 0-255, mean subtracted), raw-scale activations.
+- ``"vgg19"``: VGG-19 [1]_. A file in the shared folder's layout (``conv1_1.weight`` ..., the
+  original Caffe weights: ``vgg19_to_relu4_1.pth``) runs with Caffe preprocessing (BGR, 0-255, mean
+  subtracted) and raw-scale activations. A file in torchvision's layout (``features.N.weight``:
+  ``vgg19-dcbb9e9d.pth``, which is downloaded into the torch hub cache on first use when no local
+  file is given or shared) runs with ImageNet mean/std input and is named ``vgg19_torchvision``
+  (its activations have torchvision VGG-16's scale, so the losses leave them unscaled).
 - ``"vgg16"``: the network of the partial-convolution paper [2]_ (taps pool1-pool3), with
   torchvision's published ImageNet weights ``vgg16-397923af.pth`` and ImageNet mean/std input.
 - ``"random"``: the VGG-19 layout with seeded random weights, for tests.
@@ -31,9 +35,17 @@ from torch import Tensor, nn
 from holefill.errors import InputError, WeightsError
 from holefill.paths import default_local_vgg19, vgg_weights_path
 
-__all__ = ["VGGFeatures", "build_feature_net", "VGG16_URL", "VGG19_PLAN", "VGG16_PLAN"]
+__all__ = [
+    "VGGFeatures",
+    "build_feature_net",
+    "VGG16_URL",
+    "VGG19_URL",
+    "VGG19_PLAN",
+    "VGG16_PLAN",
+]
 
 VGG16_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
+VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 
 _BLOCK_CHANNELS = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
 
@@ -227,11 +239,19 @@ def build_feature_net(
         raise InputError(f"unknown feature network {name!r}; choose from {sorted(_DEFAULT_TAPS)}")
     taps = tuple(taps) if taps is not None else _DEFAULT_TAPS[name]
     if name == "vgg19":
-        path = vgg_weights_path(weights) or default_local_vgg19()
-        net = VGGFeatures(VGG19_PLAN, taps, CAFFE, name="vgg19")
-        net.load_conv_weights(_load_state(path), str(path))
+        path = vgg_weights_path(weights)
+        if path is None:
+            local = default_local_vgg19()
+            path = local if local.is_file() else _hub_file(VGG19_URL, "VGG-19")
+        state = _load_state(path)
+        if any(key.startswith("features.") for key in state):  # torchvision's layout
+            net = VGGFeatures(VGG19_PLAN, taps, IMAGENET, name="vgg19_torchvision")
+            state = _torchvision_to_plan(state, VGG19_PLAN)
+        else:
+            net = VGGFeatures(VGG19_PLAN, taps, CAFFE, name="vgg19")
+        net.load_conv_weights(state, str(path))
     elif name == "vgg16":
-        path = _vgg16_file(weights)
+        path = vgg_weights_path(weights) or _hub_file(VGG16_URL, "VGG-16")
         net = VGGFeatures(VGG16_PLAN, taps, IMAGENET, name="vgg16")
         net.load_conv_weights(_torchvision_to_plan(_load_state(path), VGG16_PLAN), str(path))
     else:
@@ -269,21 +289,20 @@ def _check_hash_prefix(path: Path) -> None:
         )
 
 
-def _vgg16_file(weights: str | Path | None) -> Path:
-    """The explicit/env file, else torchvision's file in the hub cache, downloading it there."""
-    explicit = vgg_weights_path(weights)
-    if explicit is not None:
-        return explicit
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(VGG16_URL).name
+def _hub_file(url: str, label: str) -> Path:
+    """torchvision's published file in the torch hub cache, downloaded there (hash-checked) when
+    absent."""
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
     if cached.is_file():
         return cached
+    hash_prefix = re.fullmatch(r".+-([0-9a-f]{8,})\.pth", cached.name).group(1)
     cached.parent.mkdir(parents=True, exist_ok=True)
     try:
-        torch.hub.download_url_to_file(VGG16_URL, str(cached), hash_prefix="397923af")
+        torch.hub.download_url_to_file(url, str(cached), hash_prefix=hash_prefix)
     except Exception as exc:  # offline, proxy, disk or hash failure
         raise WeightsError(
-            f"VGG-16 weights are not in {cached.parent} and could not be downloaded from "
-            f"{VGG16_URL} ({exc}). Download that file yourself and pass --vgg-weights PATH "
+            f"{label} weights are not in {cached.parent} and could not be downloaded from "
+            f"{url} ({exc}). Download that file yourself and pass --vgg-weights PATH "
             "or set HOLEFILL_VGG_WEIGHTS=PATH (or put it in the torch hub cache)."
         ) from exc
     return cached
