@@ -426,3 +426,40 @@ def test_resume_after_sigkill(kill_collection):
     last_run = rows[-KILL_COUNT:]
     assert sorted(Path(row["output"]).name for row in last_run) == outputs
     assert {row["status"] for row in last_run} <= {"ok", "skipped"}
+
+
+def test_a_script_without_a_main_guard_fails_instead_of_hanging(collection, tmp_path):
+    # the workers re-import the script's main module, which starts the job again and fails:
+    # multiprocessing.Pool would replace them forever; the job must stop with advice instead
+    root, _ = collection
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from holefill.batch import BatchJob, FillSettings, run_batch\n"
+        f"run_batch(BatchJob(out={str(root / 'out')!r}, settings=FillSettings('telea'), "
+        f"images={str(root / 'images')!r}, masks={str(root / 'masks')!r}, workers=2, "
+        "progress=False))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode != 0
+    assert 'if __name__ == "__main__":' in done.stderr
+
+
+def test_a_worker_killed_mid_job_stops_the_job_with_a_clear_error(kill_collection):
+    root, out = kill_collection, kill_collection / "out"
+    job = subprocess.Popen(
+        _batch_command(root, out, 2), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 120
+    while len(list(out.glob("*.png"))) < 2 and job.poll() is None:
+        assert time.monotonic() < deadline, "the job wrote no outputs in 120 s"
+        time.sleep(0.01)
+    workers = [pid for pid in _descendants(job.pid) if _alive(pid)]
+    os.kill(max(workers), signal.SIGKILL)  # the newest descendant: a pool worker
+    _, stderr = job.communicate(timeout=60)  # without the check, Pool waits forever
+    if job.returncode == 0:  # the killed worker had no item left: the job could finish
+        assert len(list(out.glob("*.png"))) == KILL_COUNT
+        return
+    assert "a worker process died" in stderr and "Traceback" not in stderr
+    assert len(read_results(out)) < KILL_COUNT  # rerunning resumes (tested above)

@@ -56,8 +56,8 @@ class BatchJob:
     settings : FillSettings
         Method, method options, mask options, output format.
     images, masks : optional
-        Image folders (or files) and their masks: one mask file, or a folder matched by relative
-        path and stem. Give these or ``manifest``.
+        Image folders or files (one path or a list of them) and their masks: one mask file, or a
+        folder matched by relative path and stem. Give these or ``manifest``.
     manifest : str, optional
         CSV or Parquet file with columns ``image, mask[, output][, method]``.
     engine : {"local", "ray"}
@@ -74,7 +74,7 @@ class BatchJob:
 
     out: str
     settings: FillSettings
-    images: list[str] | None = None
+    images: list[str] | str | None = None
     masks: str | None = None
     manifest: str | None = None
     engine: str = "local"
@@ -143,8 +143,9 @@ def _item_source(job: BatchJob, store: OutputStore) -> ItemSource:
         )
     elif job.images:
         out = None if is_uri(job.out) else Path(job.out)
+        images = [job.images] if isinstance(job.images, (str, os.PathLike)) else job.images
         source = items_from_folders(
-            job.images, job.masks, suffix=suffix, from_alpha=from_alpha, out=out
+            [str(path) for path in images], job.masks, suffix=suffix, from_alpha=from_alpha, out=out
         )
     else:
         raise InputError("nothing to fill: give --images DIR (with --masks) or --manifest FILE")

@@ -233,6 +233,23 @@ def _pool_context():
     return context
 
 
+def _worker_pids(pool) -> set[int]:
+    return {process.pid for process in pool._pool}  # CPython's Pool keeps its workers there
+
+
+def _check_workers(pool, first_workers: set[int]) -> None:
+    """Stop the job when a worker has died: ``multiprocessing.Pool`` would replace it and wait
+    forever for the item it held, or, when workers die while starting, start new ones forever."""
+    dead = [p for p in pool._pool if p.exitcode is not None]
+    if dead or not _worker_pids(pool) <= first_workers:
+        code = f" (exit code {dead[0].exitcode})" if dead else ""
+        raise HolefillError(
+            f"a worker process died{code}: killed, out of memory, or it could not start. A script "
+            'that calls holefill.batch must do so under `if __name__ == "__main__":`. Finished '
+            "items are in the results log; run the job again to fill the rest"
+        )
+
+
 def _work(item: BatchItem) -> tuple[ItemResult, str | None]:
     setup: _WorkerSetup = _STATE["setup"]
     if _STATE["fatal"]:
@@ -335,8 +352,17 @@ def _run_pool(
     context = _pool_context()
     with _single_threaded_environment():
         pool = context.Pool(workers, initializer=_init_worker, initargs=(setup,))
+    first_workers = _worker_pids(pool)
+    results = pool.imap_unordered(_work, _bounded(items, slots, stop))
     try:
-        for result, fatal in pool.imap_unordered(_work, _bounded(items, slots, stop)):
+        while True:
+            try:
+                result, fatal = results.next(timeout=0.5)
+            except multiprocessing.TimeoutError:
+                _check_workers(pool, first_workers)
+                continue
+            except StopIteration:
+                break
             slots.release()
             if fatal:
                 raise HolefillError(
