@@ -131,6 +131,15 @@ def test_one_mask_for_all_and_the_pool(collection, capsys):
     assert np.array_equal(_read(root / "out" / "sub" / "b.png"), expected)
 
 
+def test_api_takes_one_folder_or_a_list(collection):
+    root, holes = collection
+    for images, out in ((root / "images", "one"), ([str(root / "images" / "sub")], "many")):
+        summary = run_batch(_job(root / out, images=images, masks=str(root / "masks" / "a.png")))
+        assert summary.failed == 0 and summary.done == (3 if out == "one" else 2)
+    expected = _expected(root / "images" / "sub" / "c.png", holes["a.jpg"])
+    assert np.array_equal(_read(root / "one" / "sub" / "c.png"), expected)
+
+
 @pytest.mark.parametrize("kind", ["csv", "parquet"])
 def test_manifest(collection, kind):
     import pyarrow as pa
