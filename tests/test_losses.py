@@ -287,6 +287,21 @@ def _fake_torchvision_vgg16(path, layers: int = 7, plan=VGG16_PLAN):
     return state
 
 
+def _torchvision_features(state, length: int, pools: tuple[int, ...]) -> nn.Sequential:
+    """torchvision's ``vgg.features[:length]`` built by hand: conv, ReLU, and max-pools at
+    ``pools``, with the weights of ``state``."""
+    modules = []
+    for index in range(length):
+        if f"features.{index}.weight" in state:
+            weight = state[f"features.{index}.weight"]
+            conv = nn.Conv2d(weight.shape[1], weight.shape[0], 3, padding=1)
+            conv.load_state_dict({"weight": weight, "bias": state[f"features.{index}.bias"]})
+            modules.append(conv)
+        else:
+            modules.append(nn.MaxPool2d(2, 2) if index in pools else nn.ReLU())
+    return nn.Sequential(*modules)
+
+
 def test_vgg16_loads_torchvision_layout(tmp_path, monkeypatch):
     monkeypatch.delenv("HOLEFILL_VGG_WEIGHTS", raising=False)
     path = tmp_path / "my_vgg16.pth"
@@ -295,18 +310,7 @@ def test_vgg16_loads_torchvision_layout(tmp_path, monkeypatch):
     assert torch.equal(net.convs["conv1_1"].weight, state["features.0.weight"])
     assert torch.equal(net.convs["conv3_3"].bias, state["features.14.bias"])
     # independent reference: torchvision's nn.Sequential layout up to pool3 (index 16)
-    modules = []
-    for index in range(17):
-        if f"features.{index}.weight" in state:
-            weight = state[f"features.{index}.weight"]
-            conv = nn.Conv2d(weight.shape[1], weight.shape[0], 3, padding=1)
-            conv.load_state_dict({"weight": weight, "bias": state[f"features.{index}.bias"]})
-            modules.append(conv)
-        elif index in (4, 9, 16):
-            modules.append(nn.MaxPool2d(2, 2))
-        else:
-            modules.append(nn.ReLU())
-    reference = nn.Sequential(*modules)
+    reference = _torchvision_features(state, 17, pools=(4, 9, 16))
     image = torch.rand(1, 3, 32, 32)
     normalised = (image - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor(
         [0.229, 0.224, 0.225]
@@ -368,22 +372,12 @@ def test_vgg19_in_torchvision_layout_runs_with_imagenet_input(tmp_path, monkeypa
     assert torch.equal(net.convs["conv3_4"].weight, state["features.16.weight"])
     assert torch.equal(net.convs["conv4_1"].bias, state["features.19.bias"])
     # independent reference: torchvision's vgg19.features[:21] (up to relu4_1)
-    modules = []
-    for index in range(21):
-        if f"features.{index}.weight" in state:
-            weight = state[f"features.{index}.weight"]
-            conv = nn.Conv2d(weight.shape[1], weight.shape[0], 3, padding=1)
-            conv.load_state_dict({"weight": weight, "bias": state[f"features.{index}.bias"]})
-            modules.append(conv)
-        else:
-            modules.append(nn.MaxPool2d(2, 2) if index in (4, 9, 18) else nn.ReLU())
+    reference = _torchvision_features(state, 21, pools=(4, 9, 18))
     image = torch.rand(1, 3, 24, 24)
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     with torch.no_grad():
-        torch.testing.assert_close(
-            net(image)["relu4_1"], nn.Sequential(*modules)((image - mean) / std)
-        )
+        torch.testing.assert_close(net(image)["relu4_1"], reference((image - mean) / std))
     # torchvision-scale activations: the losses leave them unscaled, like VGG-16's
     assert default_feature_scale(build_feature_net("vgg19", weights=path)) == {
         "pool1": 1.0,
