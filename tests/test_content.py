@@ -18,6 +18,8 @@ from holefill.train.content import (
     masked_l2,
 )
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TINY_MODEL = [
     "model.size=32",
     "model.encoder=[8,16,16]",
@@ -47,15 +49,6 @@ def photo_dir(tmp_path):
             folder / f"p{index}.png"
         )
     return folder
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread is faster than two on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # -- the networks ------------------------------------------------------------------------------

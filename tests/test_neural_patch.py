@@ -23,6 +23,8 @@ from holefill.nn.texture import (
 from holefill.nn.vgg import VGG19_PLAN
 from holefill.paths import default_local_vgg19
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 IDENTITY = {"pixels": LayerGeometry(stride=1, radius=0)}
 
 
@@ -45,15 +47,6 @@ def vgg_file():
     if not path.is_file():
         pytest.skip(f"shared VGG-19 not found at {path}")
     return str(path)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread is faster than two on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # -- patch matching ----------------------------------------------------------------------------

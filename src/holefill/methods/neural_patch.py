@@ -26,7 +26,6 @@ References
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -96,58 +95,24 @@ def save_content(
     -------
     pathlib.Path
     """
-    from safetensors.torch import save
+    from holefill.methods.pconv import write_weights
 
-    from holefill.io import atomic_write_bytes
-    from holefill.methods.pconv import weights_digest
-
-    dtypes = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
-    if dtype not in dtypes:
-        raise InputError(f"unknown export dtype {dtype!r}; use {', '.join(dtypes)}")
-    tensors = {
-        name: (
-            t.detach().to("cpu", dtypes[dtype]) if t.is_floating_point() else t.detach().cpu()
-        ).contiguous()
-        for name, t in state_dict.items()
-    }
-    header = {
-        **(metadata or {}),
-        "format": FORMAT,
-        "config": json.dumps(config.to_dict()),
-        "dtype": dtype,
-        "weights_sha256": weights_digest(tensors),
-    }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, save(tensors, metadata={k: str(v) for k, v in header.items()}))
-    return path
+    return write_weights(state_dict, config, path, FORMAT, dtype=dtype, metadata=metadata)
 
 
 def read_content(path: str | os.PathLike):
     """``(config, tensors, header)`` of a content-network file, without building the network."""
-    from safetensors import safe_open
-
+    from holefill.methods.pconv import read_weights
     from holefill.nn.content import ContentNetConfig
 
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: content-network weights file not found")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            header = handle.metadata() or {}
-            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
-    except Exception as exc:  # noqa: BLE001 - safetensors raises several types for bad files
-        raise WeightsError(f"{path}: not a readable safetensors file ({exc})") from None
-    if header.get("format") != FORMAT or "config" not in header:
-        raise WeightsError(
-            f"{path}: not a holefill content-network file (no {FORMAT} header); "
-            "export one with `holefill train content ... --out RUN`"
-        )
-    try:
-        config = ContentNetConfig.from_dict(json.loads(header["config"]))
-    except (ValueError, TypeError) as exc:
-        raise WeightsError(f"{path}: the config in the header is invalid ({exc})") from None
-    return config, tensors, header
+    return read_weights(
+        path,
+        FORMAT,
+        ContentNetConfig,
+        what="content-network weights",
+        kind="content-network",
+        export_hint="export one with `holefill train content ... --out RUN`",
+    )
 
 
 def load_content(path: str | os.PathLike, device: str | torch.device = "cpu"):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -80,7 +79,24 @@ def save_pconv(
     pathlib.Path
         ``path``.
     """
-    from safetensors.torch import save_file
+    return write_weights(state_dict, config, path, FORMAT, dtype=dtype, metadata=metadata)
+
+
+def write_weights(
+    state_dict: dict[str, torch.Tensor],
+    config: Any,
+    path: str | os.PathLike,
+    file_format: str,
+    *,
+    dtype: str = "float16",
+    metadata: dict[str, str] | None = None,
+) -> Path:
+    """A holefill weights file (PConv, content network): safetensors whose header holds
+    ``format``, the network's ``config`` (JSON), ``dtype`` and ``weights_sha256``; written
+    atomically."""
+    from safetensors.torch import save
+
+    from holefill.io import atomic_write_bytes
 
     if dtype not in _DTYPES:
         raise InputError(f"unknown export dtype {dtype!r}; use {', '.join(_DTYPES)}")
@@ -92,47 +108,59 @@ def save_pconv(
     }
     header = {
         **(metadata or {}),
-        "format": FORMAT,
+        "format": file_format,
         "config": json.dumps(config.to_dict()),
         "dtype": dtype,
         "weights_sha256": weights_digest(tensors),
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        save_file(tensors, temp_name, metadata={k: str(v) for k, v in header.items()})
-        os.replace(temp_name, path)
-    except BaseException:
-        if os.path.exists(temp_name):
-            os.unlink(temp_name)
-        raise
+    atomic_write_bytes(path, save(tensors, metadata={k: str(v) for k, v in header.items()}))
     return path
 
 
 def read_pconv(path: str | os.PathLike) -> tuple[Any, dict[str, torch.Tensor], dict[str, str]]:
     """``(config, tensors, header)`` of a weights file, without building the network."""
-    from safetensors import safe_open
-
     from holefill.nn.unet import PConvConfig
+
+    return read_weights(
+        path,
+        FORMAT,
+        PConvConfig,
+        what="PConv weights",
+        export_hint="export one with `holefill train export RUN_DIR -o FILE.safetensors`",
+    )
+
+
+def read_weights(
+    path: str | os.PathLike,
+    file_format: str,
+    config_type: Any,
+    *,
+    what: str,
+    export_hint: str,
+    kind: str | None = None,
+) -> tuple[Any, dict[str, torch.Tensor], dict[str, str]]:
+    """``(config, tensors, header)`` of a :func:`write_weights` file of ``file_format``;
+    :class:`WeightsError` for a missing (``what`` names it), unreadable or foreign file (not a
+    holefill ``kind`` file; default ``what``)."""
+    from safetensors import safe_open
 
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"{path}: PConv weights file not found")
+        raise WeightsError(f"{path}: {what} file not found")
     try:
         with safe_open(str(path), framework="pt") as handle:
             header = handle.metadata() or {}
             tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
     except Exception as exc:  # noqa: BLE001 - safetensors raises several types for bad files
         raise WeightsError(f"{path}: not a readable safetensors file ({exc})") from None
-    if header.get("format") != FORMAT or "config" not in header:
+    if header.get("format") != file_format or "config" not in header:
         raise WeightsError(
-            f"{path}: not a holefill PConv weights file (no {FORMAT} header); "
-            "export one with `holefill train export RUN_DIR -o FILE.safetensors`"
+            f"{path}: not a holefill {kind or what} file (no {file_format} header); {export_hint}"
         )
     try:
-        config = PConvConfig.from_dict(json.loads(header["config"]))
+        config = config_type.from_dict(json.loads(header["config"]))
     except (ValueError, TypeError) as exc:
         raise WeightsError(f"{path}: the config in the header is invalid ({exc})") from None
     return config, tensors, header

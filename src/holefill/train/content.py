@@ -383,30 +383,18 @@ class ContentTrainer:
         self.train_seconds = float(state.get("train_seconds", 0.0))
 
     def _loader(self):
-        from holefill.train.data import (
-            StreamSampler,
-            TrainingSet,
-            list_training_images,
-            make_loader,
-        )
+        from holefill.train.data import training_loader
 
         data = self.config.data
         masks = ContentMasks(data.centre_share, tuple(data.centre_side), data.centre_jitter)
-        dataset = TrainingSet(
-            list_training_images(data.train_dir),
-            data.size,
+        return training_loader(
+            data,
+            masks,
             seed=self.config.seed,
-            crop_scale=tuple(data.crop_scale),
-            flip=data.flip,
-            masks=masks,
-        )
-        sampler = StreamSampler(
-            data.batch_size,
             start=self.samples_seen,
-            rank=self.context.rank,
-            world_size=self.context.world_size,
+            context=self.context,
+            pin_memory=self.cuda,
         )
-        return make_loader(dataset, sampler, workers=data.workers, pin_memory=self.cuda)
 
     def _validation_set(self):
         data = self.config.data
@@ -523,15 +511,17 @@ class ContentTrainer:
         return self.train_seconds + time.monotonic() - self.started
 
     def _time_flags(self) -> tuple[bool, bool]:
-        stop = time_ckpt = False
-        if self.context.is_main:
-            now = time.monotonic()
-            budget = self.config.optim.max_minutes
-            stop = self.stop_signal or (budget is not None and now - self.started >= budget * 60)
-            every = self.config.ckpt_every_minutes
-            time_ckpt = every is not None and now - self.last_checkpoint_time >= every * 60
-        flags = ddp.max_over_ranks(self.context, [stop or self.stop_signal, time_ckpt])
-        return bool(flags[0]), bool(flags[1])
+        from holefill.train.loop import budget_flags
+
+        stop, time_ckpt, _ = budget_flags(
+            self.context,
+            self.started,
+            self.config.optim.max_minutes,
+            self.stop_signal,
+            self.last_checkpoint_time,
+            self.config.ckpt_every_minutes,
+        )
+        return stop, time_ckpt
 
     def _log(self, mean: torch.Tensor, steps: int, seconds: float) -> dict[str, float]:
         values = ddp.mean_over_ranks(self.context, mean.to(self.device)).tolist()

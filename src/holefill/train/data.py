@@ -285,6 +285,24 @@ def make_loader(
     )
 
 
+def training_loader(data, masks, *, seed: int, start: int, context, pin_memory: bool) -> DataLoader:
+    """The stream of training batches of a trainer: ``data`` is its data config (``train_dir``,
+    ``size``, ``crop_scale``, ``flip``, ``batch_size``, ``workers``), ``masks`` its hole source,
+    ``start`` the samples already seen and ``context`` the DDP context (rank, world size)."""
+    dataset = TrainingSet(
+        list_training_images(data.train_dir),
+        data.size,
+        seed=seed,
+        crop_scale=tuple(data.crop_scale),
+        flip=data.flip,
+        masks=masks,
+    )
+    sampler = StreamSampler(
+        data.batch_size, start=start, rank=context.rank, world_size=context.world_size
+    )
+    return make_loader(dataset, sampler, workers=data.workers, pin_memory=pin_memory)
+
+
 # ---------------------------------------------------------------------------------------------
 # Validation pairs
 # ---------------------------------------------------------------------------------------------
@@ -349,6 +367,7 @@ __all__ = [
     "TrainingSet",
     "StreamSampler",
     "make_loader",
+    "training_loader",
     "ValidationSet",
     "build_validation_set",
     "sample_generator",

@@ -46,12 +46,9 @@ from holefill.train import distributed as ddp
 from holefill.train.config import TrainConfig, save_config
 from holefill.train.data import (
     MaskSource,
-    StreamSampler,
-    TrainingSet,
     ValidationSet,
     build_validation_set,
-    list_training_images,
-    make_loader,
+    training_loader,
 )
 
 LOSS_KEYS = ("valid", "hole", "perceptual", "style_out", "style_comp", "tv", "total")
@@ -350,23 +347,15 @@ class Trainer:
 
     def _loader(self):
         data = self.config.data
-        files = list_training_images(data.train_dir)
         masks = MaskSource(data.masks, data.mask_dir, data.folder_mask_share)
-        dataset = TrainingSet(
-            files,
-            data.size,
+        return training_loader(
+            data,
+            masks,
             seed=self.config.seed,
-            crop_scale=tuple(data.crop_scale),
-            flip=data.flip,
-            masks=masks,
-        )
-        sampler = StreamSampler(
-            data.batch_size,
             start=self.samples_seen,
-            rank=self.context.rank,
-            world_size=self.context.world_size,
+            context=self.context,
+            pin_memory=self.cuda,
         )
-        return make_loader(dataset, sampler, workers=data.workers, pin_memory=self.cuda)
 
     def _validation_set(self) -> ValidationSet | None:
         data = self.config.data
@@ -546,21 +535,16 @@ class Trainer:
     def _time_flags(self) -> tuple[bool, bool]:
         """``(stop, checkpoint)``: the time budget or a signal, and the checkpoint clock; decided
         on rank 0 and shared, so every rank acts on the same step."""
-        stop = time_ckpt = False
-        fraction = 0.0
-        if self.context.is_main:
-            now = time.monotonic()
-            budget = self.config.optim.max_minutes
-            if budget is not None:
-                fraction = (now - self.started) / max(budget * 60, 1e-9)
-            stop = self.stop_signal or fraction >= 1.0
-            every = self.config.ckpt_every_minutes
-            time_ckpt = every is not None and now - self.last_checkpoint_time >= every * 60
-        stop, time_ckpt, fraction = ddp.max_over_ranks(
-            self.context, [float(stop or self.stop_signal), float(time_ckpt), fraction]
+        stop, time_ckpt, fraction = budget_flags(
+            self.context,
+            self.started,
+            self.config.optim.max_minutes,
+            self.stop_signal,
+            self.last_checkpoint_time,
+            self.config.ckpt_every_minutes,
         )
         self.time_fraction = min(fraction, 1.0)
-        return bool(stop), bool(time_ckpt)
+        return stop, time_ckpt
 
     def _log(self, window: _Window, progress: _Progress) -> dict[str, float]:
         means = ddp.mean_over_ranks(self.context, window.mean().to(self.device)).tolist()
@@ -659,6 +643,32 @@ class Trainer:
         path = self.run_dir / "debug" / f"rank{self.context.rank}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=1))
+
+
+def budget_flags(
+    context,
+    started: float,
+    max_minutes: float | None,
+    stop_signal: bool,
+    last_checkpoint_time: float,
+    ckpt_every_minutes: float | None,
+) -> tuple[bool, bool, float]:
+    """``(stop, checkpoint, fraction)`` of a trainer after a step: the time budget or a signal,
+    the checkpoint clock and the share of ``max_minutes`` spent since ``started``. Decided on
+    rank 0 and shared (one small all-reduce), so every rank acts on the same step."""
+    stop = time_ckpt = False
+    fraction = 0.0
+    if context.is_main:
+        now = time.monotonic()
+        if max_minutes is not None:
+            fraction = (now - started) / max(max_minutes * 60, 1e-9)
+        stop = stop_signal or fraction >= 1.0
+        every = ckpt_every_minutes
+        time_ckpt = every is not None and now - last_checkpoint_time >= every * 60
+    stop, time_ckpt, fraction = ddp.max_over_ranks(
+        context, [float(stop or stop_signal), float(time_ckpt), fraction]
+    )
+    return bool(stop), bool(time_ckpt), fraction
 
 
 def _vgg_weights(feature_net: str, explicit: str | os.PathLike | None) -> Path | None:
