@@ -186,9 +186,11 @@ def test_paint_fill_compare_fill_again_and_download(page, tmp_path):
     assert np.array_equal(first[far], image[far])
     assert np.array_equal(first[:, :80], image[:, :80])
 
-    page.keyboard.press("c")  # before/after
-    assert page.is_visible("#tagBefore") and page.is_visible("#tagAfter")
+    page.keyboard.press("c")  # before/after; the tags appear on the next animation frame
+    page.wait_for_selector("#tagBefore", state="visible")
+    page.wait_for_selector("#tagAfter", state="visible")
     page.keyboard.press("b")  # back to the brush leaves the comparison
+    page.wait_for_selector("#tagBefore", state="hidden")
 
     # iterative: the result is the new image
     _stroke(page, box, image.shape[:2], [(60, 40), (60, 60)])
