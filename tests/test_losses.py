@@ -106,6 +106,26 @@ def test_weights_give_the_weighted_sum():
     assert LossWeights.from_dict(weights.to_dict()) == weights
 
 
+def test_pixel_terms_only_without_a_feature_network():
+    torch.manual_seed(0)
+    output, target = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
+    valid = (torch.rand(2, 1, 8, 8) > 0.5).float()
+    weights = LossWeights(valid=2.0, hole=3.0, perceptual=0.0, style=0.0, tv=11.0)
+    full = pconv_loss(output, target, valid, _Identity(), weights, {"image": 1.0})
+    pixel = pconv_loss(output, target, valid, None, weights)
+    for name in ("valid", "hole", "tv", "total"):
+        torch.testing.assert_close(pixel[name], full[name])
+    assert pixel["perceptual"] == pixel["style_out"] == pixel["style_comp"] == 0
+    torch.testing.assert_close(
+        PConvLoss(None, weights)(output, target, valid)["total"], full["total"]
+    )
+    for bad in (LossWeights(perceptual=0.0), LossWeights(style=0.0)):
+        with pytest.raises(InputError, match="need a feature network"):
+            pconv_loss(output, target, valid, None, bad)
+        with pytest.raises(InputError, match="need a feature network"):
+            PConvLoss(None, bad)
+
+
 def _naive_feature_terms(net, output, target, valid, scale):
     """Perceptual and style terms with each image through the net alone, Gram by einsum."""
     comp = valid * target + (1 - valid) * output

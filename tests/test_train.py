@@ -403,6 +403,26 @@ def test_time_budget_stops_checkpoints_and_exports(data_dirs, tmp_path):
     assert again.step == 2  # the budget is per invocation: one more step, then stop
 
 
+def test_pixel_loss_run_loads_no_feature_network(data_dirs, tmp_path):
+    missing = tmp_path / "no-such-vgg.pth"
+    vgg = ("loss.feature_net=vgg19", "loss.taps=null", "optim.max_steps=2")
+    with pytest.raises(WeightsError):  # a loss with feature terms needs the file
+        Trainer(
+            _tiny(data_dirs[0], None, *vgg),
+            tmp_path / "vgg",
+            resume=False,
+            device="cpu",
+            vgg_weights=missing,
+        )
+    config = _tiny(data_dirs[0], None, *vgg, "loss.weights.perceptual=0", "loss.weights.style=0")
+    trainer = Trainer(config, tmp_path / "run", resume=False, device="cpu", vgg_weights=missing)
+    assert trainer.loss_fn.feature_net is None
+    assert trainer.run().step == 2
+    rows = list(csv.DictReader((tmp_path / "run" / "train.csv").open()))
+    assert rows and all(float(row["style_out"]) == float(row["perceptual"]) == 0 for row in rows)
+    assert all(float(row["hole"]) > 0 for row in rows)
+
+
 def test_init_weights_start_a_fresh_run_from_an_export(trained_run, data_dirs, tmp_path):
     from safetensors.torch import load_file
 

@@ -131,7 +131,7 @@ def pconv_loss(
     output: Tensor,
     target: Tensor,
     valid: Tensor,
-    feature_net: nn.Module,
+    feature_net: nn.Module | None,
     weights: LossWeights = LossWeights(),
     feature_scale: Mapping[str, float] | None = None,
 ) -> dict[str, Tensor]:
@@ -145,8 +145,10 @@ def pconv_loss(
         Ground truth ``(B, 3, H, W)`` in [0, 1]; no gradient flows into it.
     valid : Tensor
         ``(B, 1, H, W)``, 1 where the pixel was known (``1 - hole``).
-    feature_net : nn.Module
+    feature_net : nn.Module or None
         Maps an RGB [0, 1] batch to ``{tap: features}`` (e.g. :func:`build_feature_net`).
+        None only when the perceptual and style weights are both 0: the feature terms are then
+        reported as 0 and no feature network runs (a pixel-loss fine-tuning on a CPU).
     weights : LossWeights
         Term weights (the paper's by default).
     feature_scale : mapping of str to float, optional
@@ -163,16 +165,24 @@ def pconv_loss(
     valid = valid.detach().to(output.dtype)
     hole = 1 - valid
     comp = valid * target + hole * output
-    scale = dict(default_feature_scale(feature_net) if feature_scale is None else feature_scale)
-    feats_out, feats_comp, feats_gt = _scaled_features(feature_net, output, comp, target, scale)
     terms = {
         "valid": (valid * (output - target)).abs().float().mean(),
         "hole": (hole * (output - target)).abs().float().mean(),
-        "perceptual": _perceptual(feats_out, feats_gt) + _perceptual(feats_comp, feats_gt),
-        "style_out": _style(feats_out, feats_gt),
-        "style_comp": _style(feats_comp, feats_gt),
-        "tv": total_variation(comp.float(), hole),
     }
+    if feature_net is None:
+        if weights.perceptual or weights.style:
+            raise InputError("perceptual and style weights need a feature network")
+        zero = torch.zeros((), device=output.device)
+        terms.update(perceptual=zero, style_out=zero, style_comp=zero)
+    else:
+        scale = dict(default_feature_scale(feature_net) if feature_scale is None else feature_scale)
+        feats_out, feats_comp, feats_gt = _scaled_features(feature_net, output, comp, target, scale)
+        terms.update(
+            perceptual=_perceptual(feats_out, feats_gt) + _perceptual(feats_comp, feats_gt),
+            style_out=_style(feats_out, feats_gt),
+            style_comp=_style(feats_comp, feats_gt),
+        )
+    terms["tv"] = total_variation(comp.float(), hole)
     terms["total"] = (
         weights.valid * terms["valid"]
         + weights.hole * terms["hole"]
@@ -226,8 +236,8 @@ class PConvLoss(nn.Module):
 
     Parameters
     ----------
-    feature_net : nn.Module
-        E.g. ``build_feature_net("vgg19")``.
+    feature_net : nn.Module or None
+        E.g. ``build_feature_net("vgg19")``; None for pixel terms only (see :func:`pconv_loss`).
     weights : LossWeights, optional
         Term weights; the paper's by default.
     feature_scale : mapping of str to float, optional
@@ -236,16 +246,18 @@ class PConvLoss(nn.Module):
 
     def __init__(
         self,
-        feature_net: nn.Module,
+        feature_net: nn.Module | None,
         weights: LossWeights | None = None,
         feature_scale: Mapping[str, float] | None = None,
     ) -> None:
         super().__init__()
         self.feature_net = feature_net
         self.weights = weights if weights is not None else LossWeights()
-        self.feature_scale = dict(
-            default_feature_scale(feature_net) if feature_scale is None else feature_scale
-        )
+        if feature_net is None and (self.weights.perceptual or self.weights.style):
+            raise InputError("perceptual and style weights need a feature network")
+        if feature_scale is None:
+            feature_scale = {} if feature_net is None else default_feature_scale(feature_net)
+        self.feature_scale = dict(feature_scale)
 
     def extra_repr(self) -> str:
         return f"weights={self.weights}, feature_scale={self.feature_scale}"

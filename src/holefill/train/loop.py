@@ -268,11 +268,13 @@ class Trainer:
 
         config = self.config
         self.net = PConvUNet(config.model).to(self.device)
-        feature_net = build_feature_net(
-            config.loss.feature_net,
-            weights=_vgg_weights(config.loss.feature_net, vgg_weights),
-            taps=config.loss.taps,
-        )
+        feature_net = None  # pixel terms only: no VGG to load or run
+        if config.loss.weights.perceptual or config.loss.weights.style:
+            feature_net = build_feature_net(
+                config.loss.feature_net,
+                weights=_vgg_weights(config.loss.feature_net, vgg_weights),
+                taps=config.loss.taps,
+            )
         self.loss_fn = PConvLoss(feature_net, config.loss.weights).to(self.device)
         self.optimizer = torch.optim.Adam(
             self.net.parameters(),
