@@ -125,7 +125,7 @@ def test_config_round_trips_through_yaml(tmp_path):
     assert load_config(tmp_path / "config.yaml") == config
 
 
-@pytest.mark.parametrize("name", ["pconv_tiny", "pconv_default"])
+@pytest.mark.parametrize("name", ["pconv_tiny", "pconv_default", "pconv_finetune"])
 def test_packaged_recipes_are_consistent(name):
     from holefill.nn.unet import PConvUNet
 
