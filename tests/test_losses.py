@@ -18,6 +18,7 @@ from holefill.nn.losses import (
     default_feature_scale,
     gram_matrix,
     pconv_loss,
+    ssim,
     total_variation,
 )
 from holefill.nn.vgg import VGG16_PLAN, VGG19_PLAN, VGG19_URL, build_feature_net
@@ -126,6 +127,51 @@ def test_pixel_terms_only_without_a_feature_network():
             PConvLoss(None, bad)
 
 
+def test_ssim_matches_scikit_image():
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(0)
+    smooth = F.avg_pool2d(torch.rand(1, 3, 40, 36), 5, stride=1, padding=2)
+    cases = [
+        (torch.rand(2, 3, 24, 30), torch.rand(2, 3, 24, 30)),
+        (smooth, (smooth + 0.05 * torch.randn_like(smooth)).clamp(0, 1)),
+        (torch.rand(1, 1, 7, 9), torch.rand(1, 1, 7, 9)),
+    ]
+    for image, target in cases:
+        ours = ssim(image.double(), target.double())
+        for n in range(image.shape[0]):
+            a = image[n].permute(1, 2, 0).double().numpy()
+            b = target[n].permute(1, 2, 0).double().numpy()
+            reference = structural_similarity(a, b, data_range=1.0, channel_axis=-1)
+            assert ours[n].item() == pytest.approx(reference, abs=1e-5)
+    same = torch.from_numpy(rng.random((1, 3, 16, 16))).float()
+    assert ssim(same, same).item() == pytest.approx(1.0, abs=1e-6)
+    with pytest.raises(InputError, match="at least 7x7"):
+        ssim(torch.rand(1, 3, 6, 20), torch.rand(1, 3, 6, 20))
+
+
+def test_ssim_term_is_one_minus_ssim_of_the_composite_and_trains_only_the_hole():
+    torch.manual_seed(1)
+    output = torch.rand(2, 3, 16, 16, requires_grad=True)
+    target = torch.rand(2, 3, 16, 16)
+    valid = (torch.rand(2, 1, 16, 16) > 0.4).float()
+    base = LossWeights(valid=1.0, hole=6.0, perceptual=0.0, style=0.0, tv=0.1)
+    with_ssim = LossWeights(**{**base.to_dict(), "ssim": 2.5})
+    plain = pconv_loss(output, target, valid, None, base)
+    mixed = pconv_loss(output, target, valid, None, with_ssim)
+    assert plain["ssim"] == 0
+    comp = valid * target + (1 - valid) * output
+    expected = 1 - ssim(comp, target).mean()
+    torch.testing.assert_close(mixed["ssim"], expected)
+    torch.testing.assert_close(mixed["total"], plain["total"] + 2.5 * expected)
+    (grad,) = torch.autograd.grad(mixed["ssim"], output)
+    assert grad[valid.expand_as(grad) == 1].abs().max() == 0
+    assert grad[valid.expand_as(grad) == 0].abs().max() > 0
+    assert LossWeights.from_dict(base.to_dict() | {"ssim": 2.5}) == with_ssim
+    older = {k: v for k, v in base.to_dict().items() if k != "ssim"}  # a config saved before
+    assert LossWeights.from_dict(older) == base
+
+
 def _naive_feature_terms(net, output, target, valid, scale):
     """Perceptual and style terms with each image through the net alone, Gram by einsum."""
     comp = valid * target + (1 - valid) * output
@@ -193,6 +239,7 @@ def test_module_and_function_agree_and_defaults():
         "style_out",
         "style_comp",
         "tv",
+        "ssim",
         "total",
     }
     for name, value in function_terms.items():

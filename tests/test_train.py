@@ -588,3 +588,46 @@ def test_a_compiled_network_with_wrong_gradients_is_refused(data_dirs, tmp_path)
         trainer._check_compiled_gradients(image, valid)
     after = trainer.net.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # BN statistics restored
+
+
+def test_csv_log_resume_keeps_the_history_of_an_older_column_set(tmp_path):
+    from holefill.train.loop import CsvLog
+
+    path = tmp_path / "train.csv"
+    path.write_text("step,lr,total\n10,0.1,3.5\n20,0.1,2.5\n30,0.1,1.5\n")  # before 'ssim'
+    log = CsvLog(path, ("step", "lr", "ssim", "total"), keep_until=20)
+    log.write([{"step": 30, "lr": 0.05, "ssim": 0.2, "total": 1.0}])
+    rows = list(csv.DictReader(path.open(newline="")))
+    assert [(r["step"], r["ssim"], r["total"]) for r in rows] == [
+        ("10", "", "3.5"),
+        ("20", "", "2.5"),
+        ("30", "0.2", "1.0"),
+    ]
+    path.write_text("epoch,loss\n1,2.0\n")  # not a log of this trainer: starts afresh
+    CsvLog(path, ("step", "lr", "ssim", "total"), keep_until=20)
+    assert path.read_text().splitlines() == ["step,lr,ssim,total"]
+
+
+def test_ctrl_c_checkpoints_and_exports_then_resume_continues(data_dirs, tmp_path):
+    """Ctrl-C reaches the whole process group (trainer and data worker): the trainer finishes
+    the step, checkpoints, exports and exits 0; --resume goes on from that step."""
+    run_dir = tmp_path / "run"
+    command = _command(data_dirs[0], run_dir, "optim.max_steps=100000", "data.workers=1")
+    process = _start(command)
+    deadline = time.monotonic() + 120
+    try:
+        while len(_losses(run_dir) if (run_dir / "train.csv").is_file() else []) < 2:
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        os.killpg(process.pid, signal.SIGINT)
+        output, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    text = output.decode()
+    assert process.returncode == 0, text[-3000:]
+    assert "Traceback" not in text and "(signal)" in text
+    stopped = ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))["step"]
+    assert stopped >= 2 and (run_dir / "model.safetensors").is_file()
+    _finish(_start([*command[:-2], f"optim.max_steps={stopped + 2}", "--resume"]))
+    assert ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))["step"] == stopped + 2

@@ -10,6 +10,14 @@
 - ``L_tv``: L1 of horizontal and vertical differences of ``I_comp`` over pixel pairs that both lie
   in the 1-pixel (3x3) dilation of the hole, divided by the number of elements of ``I_comp``.
 
+holefill adds one optional term, off by default (weight 0, the paper's loss):
+
+- ``L_ssim``: ``1 - SSIM(I_comp, I_gt)``, the mean structural similarity [3]_ over 7x7 uniform
+  windows, per channel, exactly as :func:`skimage.metrics.structural_similarity` computes it with
+  its defaults (``data_range`` 1). The mix of L1 and SSIM losses is known to improve both PSNR and
+  SSIM of image restoration networks over L1 alone [4]_; holefill's pixel-loss fine-tuning phase
+  (``configs/pconv_finetune.yaml``) uses it.
+
 Feature scale
 -------------
 The paper used VGG-16 pool1-pool3 on ImageNet-normalised input. The local VGG-19 works on the raw
@@ -31,6 +39,10 @@ References
    Irregular Holes Using Partial Convolutions", ECCV 2018. https://arxiv.org/abs/1804.07723
 .. [2] L. A. Gatys, A. S. Ecker and M. Bethge, "Image Style Transfer Using Convolutional Neural
    Networks", CVPR 2016 (Gram matrices).
+.. [3] Z. Wang, A. C. Bovik, H. R. Sheikh and E. P. Simoncelli, "Image Quality Assessment: From
+   Error Visibility to Structural Similarity", IEEE TIP 13(4), 2004.
+.. [4] H. Zhao, O. Gallo, I. Frosio and J. Kautz, "Loss Functions for Image Restoration With
+   Neural Networks", IEEE TCI 3(1), 2017.
 """
 
 from __future__ import annotations
@@ -52,6 +64,7 @@ __all__ = [
     "default_feature_scale",
     "gram_matrix",
     "pconv_loss",
+    "ssim",
     "total_variation",
 ]
 
@@ -68,6 +81,7 @@ class LossWeights:
     perceptual: float = 0.05
     style: float = 120.0
     tv: float = 0.1
+    ssim: float = 0.0  # holefill's optional 1 - SSIM term (module docstring); 0 in the paper
 
     def to_dict(self) -> dict[str, float]:
         """Plain data (YAML/JSON-ready)."""
@@ -127,6 +141,40 @@ def total_variation(image: Tensor, hole: Tensor) -> Tensor:
     return (diff_x.sum() + diff_y.sum()) / image.numel()
 
 
+def ssim(image: Tensor, target: Tensor, window: int = 7) -> Tensor:
+    """Mean SSIM of two ``(B, C, H, W)`` batches on the [0, 1] scale, one value per sample.
+
+    The definition of :func:`skimage.metrics.structural_similarity` with its defaults: uniform
+    ``window`` x ``window`` windows, sample (N - 1) covariances, ``K1 = 0.01``, ``K2 = 0.03``,
+    ``data_range = 1``, the mean taken over the windows that lie wholly inside the image and over
+    the channels. Differentiable; computed in float32.
+    """
+    if image.shape != target.shape or image.dim() != 4:
+        raise InputError(
+            f"ssim needs equal (B, C, H, W) shapes, got {tuple(image.shape)} "
+            f"and {tuple(target.shape)}"
+        )
+    if min(image.shape[-2:]) < window:
+        raise InputError(f"ssim needs images of at least {window}x{window} pixels")
+    x, y = image.float(), target.float()
+    channels = x.shape[1]
+    kernel = x.new_full((channels, 1, window, window), 1.0 / window**2)
+
+    def mean(z: Tensor) -> Tensor:
+        return F.conv2d(z, kernel, groups=channels)
+
+    mu_x, mu_y = mean(x), mean(y)
+    correction = window**2 / (window**2 - 1)
+    var_x = (mean(x * x) - mu_x * mu_x) * correction
+    var_y = (mean(y * y) - mu_y * mu_y) * correction
+    cov = (mean(x * y) - mu_x * mu_y) * correction
+    c1, c2 = 0.01**2, 0.03**2
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
+        (mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2)
+    )
+    return ssim_map.mean((1, 2, 3))
+
+
 def pconv_loss(
     output: Tensor,
     target: Tensor,
@@ -158,7 +206,8 @@ def pconv_loss(
     Returns
     -------
     dict of str to Tensor
-        Scalars ``valid, hole, perceptual, style_out, style_comp, tv, total`` (float32).
+        Scalars ``valid, hole, perceptual, style_out, style_comp, tv, ssim, total`` (float32);
+        ``ssim`` is ``1 - SSIM(I_comp, I_gt)``, computed only when its weight is not 0.
     """
     _check_inputs(output, target, valid)
     target = target.detach()
@@ -183,12 +232,16 @@ def pconv_loss(
             style_comp=_style(feats_comp, feats_gt),
         )
     terms["tv"] = total_variation(comp.float(), hole)
+    terms["ssim"] = (
+        1 - ssim(comp, target).mean() if weights.ssim else torch.zeros((), device=output.device)
+    )
     terms["total"] = (
         weights.valid * terms["valid"]
         + weights.hole * terms["hole"]
         + weights.perceptual * terms["perceptual"]
         + weights.style * (terms["style_out"] + terms["style_comp"])
         + weights.tv * terms["tv"]
+        + weights.ssim * terms["ssim"]
     )
     return terms
 

@@ -40,7 +40,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -464,7 +463,9 @@ class ContentTrainer:
     def run(self) -> ContentTrainResult:
         """Train until ``optim.max_steps``, the time budget or SIGTERM; checkpoint and export."""
         config = self.config
-        previous = _catch_sigterm(self)
+        from holefill.train.loop import catch_stop_signals
+
+        restore_signals = catch_stop_signals(self)
         stopped_by, losses, table, last_val = "max_steps", {}, None, None
         window, window_start, window_steps = None, time.monotonic(), 0
         try:
@@ -495,8 +496,7 @@ class ContentTrainer:
                 self._save()
             export_path = self._export() if self.context.is_main else None
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+            restore_signals()
             ddp.shutdown(self.context)
         if self.context.is_main:
             print(
@@ -652,18 +652,6 @@ def _hwc(batch: torch.Tensor) -> np.ndarray:
 
 def _due(step: int, every: int) -> bool:
     return every > 0 and step % every == 0
-
-
-def _catch_sigterm(trainer: ContentTrainer):
-    """SIGTERM finishes the step, checkpoints and exports."""
-
-    def handler(signum, frame):
-        trainer.stop_signal = True
-
-    try:
-        return signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        return None
 
 
 def train_content(

@@ -263,9 +263,14 @@ class StreamSampler(Sampler[int]):
 
 
 def _worker_init(_worker_id: int) -> None:
+    import signal
+
     import cv2
 
     cv2.setNumThreads(1)  # the workers are the parallelism; OpenCV threads would oversubscribe
+    # Ctrl-C reaches the whole process group; the trainer decides when to stop (it checkpoints
+    # first), so a worker must not die of it mid-batch.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def make_loader(

@@ -33,6 +33,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,7 @@ from holefill.train.data import (
     training_loader,
 )
 
-LOSS_KEYS = ("valid", "hole", "perceptual", "style_out", "style_comp", "tv", "total")
+LOSS_KEYS = ("valid", "hole", "perceptual", "style_out", "style_comp", "tv", "ssim", "total")
 TRAIN_COLUMNS = ("step", "time_s", "lr", *LOSS_KEYS, "images_per_s")
 VAL_COLUMNS = ("step", "bin", "count", "psnr", "ssim")
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -162,19 +163,20 @@ class CsvLog:
         self.path, self.columns = path, columns
         rows = self._rows(keep_until) if keep_until is not None else []
         with path.open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(columns)
+            writer = csv.DictWriter(handle, columns, restval="")
+            writer.writeheader()
             writer.writerows(rows)
 
-    def _rows(self, keep_until: int) -> list[list[str]]:
+    def _rows(self, keep_until: int) -> list[dict[str, str]]:
+        """Rows up to ``keep_until``; a log of an older version keeps the columns it shares."""
         if not self.path.is_file():
             return []
         with self.path.open(newline="") as handle:
-            reader = csv.reader(handle)
-            header = next(reader, None)
-            if header != list(self.columns):
+            reader = csv.DictReader(handle)
+            if not reader.fieldnames or not set(reader.fieldnames) <= set(self.columns):
                 return []
-            return [row for row in reader if row and int(row[0]) <= keep_until]
+            first = self.columns[0]
+            return [row for row in reader if row.get(first) and int(row[first]) <= keep_until]
 
     def write(self, rows: list[dict[str, Any]]) -> None:
         with self.path.open("a", newline="") as handle:
@@ -482,7 +484,7 @@ class Trainer:
     def run(self) -> TrainResult:
         """Train until ``optim.max_steps``, the time budget or SIGTERM; checkpoint and export."""
         config, main = self.config, self.context.is_main
-        previous = _catch_sigterm(self)
+        restore_signals = catch_stop_signals(self)
         progress = _Progress(main, self.step, config.optim.max_steps)
         window = _Window(self.step)
         stopped_by, last_losses, table, last_val_step = "max_steps", {}, None, None
@@ -509,8 +511,7 @@ class Trainer:
             export_path = self._finish()
         finally:
             progress.close()
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+            restore_signals()
             if getattr(self, "board", None) is not None:
                 self.board.close()
             ddp.shutdown(self.context)
@@ -683,16 +684,35 @@ def _vgg_weights(feature_net: str, explicit: str | os.PathLike | None) -> Path |
     return chosen
 
 
-def _catch_sigterm(trainer: Trainer):
-    """SIGTERM (a lease ending, torchrun stopping) finishes the step, checkpoints and exports."""
+def catch_stop_signals(trainer: Any) -> Callable[[], None]:
+    """Make SIGTERM (a lease ending, torchrun stopping) and the first Ctrl-C (SIGINT) finish the
+    step, checkpoint and export: they set ``trainer.stop_signal``. A second Ctrl-C interrupts at
+    once. Returns a function that restores the previous handlers (a no-op off the main thread)."""
+    previous: dict[int, Any] = {}
 
     def handler(signum, frame):
+        if signum == signal.SIGINT and trainer.stop_signal:
+            raise KeyboardInterrupt
+        if signum == signal.SIGINT:
+            print(
+                "\nholefill train: stopping after this step (checkpoint and export); "
+                "Ctrl-C again to abort",
+                file=sys.stderr,
+                flush=True,
+            )
         trainer.stop_signal = True
 
     try:
-        return signal.signal(signal.SIGTERM, handler)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, handler)
     except ValueError:  # not the main thread
-        return None
+        pass
+
+    def restore() -> None:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+    return restore
 
 
 class _Window:
@@ -792,4 +812,5 @@ __all__ = [
     "predict",
     "save_grid",
     "LOSS_KEYS",
+    "catch_stop_signals",
 ]
