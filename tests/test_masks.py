@@ -319,3 +319,21 @@ def test_shared_nvidia_masks_per_bin_and_border_rule():
         assert hole_ratio(hole_mask) == pytest.approx(record.hole_ratio, abs=1e-6)
         assert bin_of(hole_ratio(hole_mask)) == record.bin
         assert touches_border(hole_mask) == record.border
+
+
+def test_training_masks_include_hairlines_and_dots_like_the_nvidia_masks():
+    """The NVIDIA test masks are full of 1-4 px lines and specks; the training masks must show
+    the network such holes too: small components and hole pixels 1 px from the known region."""
+    from scipy import ndimage
+
+    small_components = hairline_masks = 0
+    for seed in range(60):
+        hole = random_training_mask(256, 256, seed)
+        labels, count = ndimage.label(hole)
+        sizes = np.bincount(labels.ravel())[1:]
+        small_components += int((sizes <= 50).sum())
+        depth = ndimage.distance_transform_cdt(hole, metric="chessboard")
+        lines = (depth == 1) & ~ndimage.binary_erosion(hole, np.ones((3, 3)), border_value=1)
+        hairline_masks += bool(np.sum(lines & (ndimage.maximum_filter(depth, 5) <= 2)) > 50)
+    assert small_components >= 300  # dots: about 15 per specked mask
+    assert hairline_masks >= 15  # about half of the masks carry hairline strokes

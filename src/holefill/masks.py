@@ -288,21 +288,48 @@ def random_training_mask(height: int, width: int, rng: RandomSource) -> np.ndarr
     brush strokes filled to a ratio in ``[r, r + 0.02]`` (within 0.6), one in four of them with
     rectangles mixed in (half of the shapes), so models also see hard straight edges. The other
     half are :func:`noise_mask` holes at ratio ``r``: thin contour lines, blobs and blocks, the
-    fragmented shapes of the NVIDIA occlusion masks that the brush never draws.
+    fragmented shapes of the NVIDIA occlusion masks that the brush never draws. Half of all masks
+    then get hairline strokes and small dots on top (a few per cent of the image at most), which
+    the NVIDIA masks are full of.
     """
     _check_size(height, width)
     rng = np.random.default_rng(rng)
     ratio = rng.uniform(0.01, 0.58)  # strokes fill to [r, r + 0.02]: never an empty range
     if rng.random() < 0.5:
-        return noise_mask(height, width, ratio, rng)
-    n_pixels = height * width
-    region = _fill_region(height, width, None, BORDER_DISTANCE, ratio)
-    count_min, count_max = _count_range(ratio, min(ratio + 0.02, 0.6), n_pixels, n_pixels)
-    box_share = 0.5 if rng.random() < 0.25 else 0.0
-    brush = _Brush.for_image(height, width)
-    canvas = _fill(region, brush, count_min, count_max, rng, box_share=box_share)
-    assert canvas is not None  # unconstrained filling always reaches the target
-    return canvas.astype(bool)
+        mask = noise_mask(height, width, ratio, rng)
+    else:
+        n_pixels = height * width
+        region = _fill_region(height, width, None, BORDER_DISTANCE, ratio)
+        count_min, count_max = _count_range(ratio, min(ratio + 0.02, 0.6), n_pixels, n_pixels)
+        box_share = 0.5 if rng.random() < 0.25 else 0.0
+        brush = _Brush.for_image(height, width)
+        canvas = _fill(region, brush, count_min, count_max, rng, box_share=box_share)
+        assert canvas is not None  # unconstrained filling always reaches the target
+        mask = canvas.astype(bool)
+    if rng.random() < 0.5:
+        _add_specks(mask, rng)
+    return mask
+
+
+def _add_specks(mask: np.ndarray, rng: np.random.Generator) -> None:
+    """Add, in place, what the NVIDIA test masks are full of and the brush never draws: hairline
+    strokes 1-4 px wide (at 256 px) and scattered dots of radius 1-4 px, covering a few per cent of
+    the image at most; skipped where they would push the hole ratio past 0.6."""
+    height, width = mask.shape
+    unit = min(height, width) / _REFERENCE_SIZE
+    canvas = np.zeros((height, width), np.uint8)
+    thin = _Brush.for_image(
+        height, width, brush_width=(max(1, round(unit)), max(1, round(4 * unit)))
+    )
+    for _ in range(int(rng.integers(0, 7))):
+        start = (int(rng.integers(height)), int(rng.integers(width)))
+        thin.stroke(start, canvas.shape, rng, scale=float(rng.uniform(0.3, 1.0))).draw(canvas)
+    for _ in range(int(rng.integers(0, 31))):
+        radius = max(1, round(rng.uniform(1, 4) * unit))
+        cv2.circle(canvas, (int(rng.integers(width)), int(rng.integers(height))), radius, 1, -1)
+    specked = mask | canvas.astype(bool)
+    if specked.mean() <= 0.6:  # stay within the PConv bins
+        mask[...] = specked
 
 
 def noise_mask(height: int, width: int, ratio: float, rng: RandomSource = None) -> np.ndarray:
