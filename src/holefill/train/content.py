@@ -461,10 +461,10 @@ class ContentTrainer:
 
     # -- the run ----------------------------------------------------------------------------
     def run(self) -> ContentTrainResult:
-        """Train until ``optim.max_steps``, the time budget or SIGTERM; checkpoint and export."""
-        config = self.config
+        """Train until ``optim.max_steps``, the time budget, SIGTERM or Ctrl-C; checkpoint and export."""
         from holefill.train.loop import catch_stop_signals
 
+        config = self.config
         restore_signals = catch_stop_signals(self)
         stopped_by, losses, table, last_val = "max_steps", {}, None, None
         window, window_start, window_steps = None, time.monotonic(), 0

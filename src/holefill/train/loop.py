@@ -482,7 +482,7 @@ class Trainer:
 
     # -- the run ----------------------------------------------------------------------------
     def run(self) -> TrainResult:
-        """Train until ``optim.max_steps``, the time budget or SIGTERM; checkpoint and export."""
+        """Train until ``optim.max_steps``, the time budget, SIGTERM or Ctrl-C; checkpoint and export."""
         config, main = self.config, self.context.is_main
         restore_signals = catch_stop_signals(self)
         progress = _Progress(main, self.step, config.optim.max_steps)
