@@ -1,32 +1,47 @@
-"""Multi-scale neural patch synthesis: a content network, then VGG-19 texture optimisation.
+"""Multi-scale neural patch synthesis: structure from a network, texture from the photo's patches.
 
-Yang et al. [1]_ fill a hole in two stages. A content network (a Context Encoder [2]_ variant,
-:class:`~holefill.nn.content.ContentNet`) predicts the hole's coarse content at 128x128. Then, from
-coarse to fine over an image pyramid, the hole's pixels ``x`` are optimised with L-BFGS to minimise::
+Yang et al. [1]_ fill a hole in two stages: a network predicts the hole's content (its colours and
+large shapes), then the texture of the photo's own patches is synthesised on top of it, coarse to
+fine, up to full resolution. holefill does both on a CPU in seconds:
 
-    E(x) = ||x - x0||^2_hole  +  alpha * E_texture(x)  +  beta * TV(x)
+1. **Content.** The partial-convolution U-Net [2]_ (``content="pconv"``, the shipped network, as
+   ``holefill fill -m pconv``) fills the hole at most ``content_side`` (512) px on the long side;
+   the Context Encoder variant of [1]_ (``content="context_encoder"``, 128x128) is the other choice.
+2. **Texture from patches** (:func:`synthesize_patches`). An image pyramid runs from one level below
+   the content network's resolution up to the photo's own. At every level PatchMatch [3]_ matches
+   each patch overlapping the hole to a patch of the known region under a *guided* distance: the
+   content fill, blurred by ``guide_sigma`` px (at the content network's scale), must match the
+   blurred source; the current fill counts with ``fill_weight``. Each hole pixel then copies the
+   pixel of its best-matching patch (no averaging, so the copy stays sharp), and the matches pass
+   to the next finer level. Only hole pixels change.
+3. **Colour and structure stay the content network's.** The fill's low frequencies (a Gaussian of
+   ``lowpass_sigma`` px at the content network's scale) are replaced by the content fill's, so the
+   patches supply only the detail.
+4. ``texture="neural"`` then refines the hole with the paper's neural patch energy
+   (:func:`holefill.nn.texture.refine`): each 3x3 patch of VGG-19 relu3_1 and relu4_1 features in
+   the hole is pulled towards its nearest patch outside it (normalised cross-correlation), with the
+   content term on low frequencies, a chroma term and total variation, coarse to fine over the two
+   finest levels up to ``neural_max_side``. It is slower; ``docs/neural_patch.md`` compares both.
 
-where ``x0`` is the content prediction (at the coarsest scale) or the upsampled result of the
-previous scale, and ``E_texture`` (:class:`~holefill.nn.texture.TextureEnergy`) pulls each 3x3 VGG-19
-feature patch in the hole towards its most similar patch outside the hole (normalised
-cross-correlation, matches recomputed every ``match_every`` iterations). Only hole pixels are free;
-known pixels never change.
-
-Weights files (``content_default.safetensors``) are safetensors files whose header carries
-``format`` (``holefill-content``), ``config`` (:class:`~holefill.nn.content.ContentNetConfig` as
-JSON), ``step`` and ``weights_sha256``. ``holefill train content`` writes them.
+Weights files of the Context Encoder (``content_default.safetensors``) are safetensors files whose
+header carries ``format`` (``holefill-content``), ``config``
+(:class:`~holefill.nn.content.ContentNetConfig` as JSON), ``step`` and ``weights_sha256``.
+``holefill train content`` writes them.
 
 References
 ----------
 .. [1] C. Yang, X. Lu, Z. Lin, E. Shechtman, O. Wang and H. Li, "High-Resolution Image Inpainting
    using Multi-Scale Neural Patch Synthesis", CVPR 2017. https://arxiv.org/abs/1611.09969
-.. [2] D. Pathak, P. Krahenbuhl, J. Donahue, T. Darrell and A. A. Efros, "Context Encoders: Feature
+.. [2] G. Liu, F. A. Reda, K. J. Shih, T.-C. Wang, A. Tao and B. Catanzaro, "Image Inpainting for
+   Irregular Holes Using Partial Convolutions", ECCV 2018.
+.. [3] C. Barnes, E. Shechtman, A. Finkelstein and D. B. Goldman, "PatchMatch: A Randomized
+   Correspondence Algorithm for Structural Image Editing", SIGGRAPH 2009.
+.. [4] D. Pathak, P. Krahenbuhl, J. Donahue, T. Darrell and A. A. Efros, "Context Encoders: Feature
    Learning by Inpainting", CVPR 2016.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 import time
@@ -35,8 +50,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
+from numba import njit
 from torch import Tensor
 
 from holefill.errors import InputError, WeightsError
@@ -45,12 +63,15 @@ from holefill.paths import package_weights_dir
 
 FORMAT = "holefill-content"
 DEFAULT_WEIGHTS_NAME = "content_default.safetensors"
-CONTENTS = ("default", "pconv")
+CONTENTS = ("pconv", "context_encoder")
+TEXTURES = ("patch", "neural")
 _CACHE: OrderedDict[tuple, torch.nn.Module] = OrderedDict()
 _CACHE_SIZE = 4
 
 __all__ = [
     "NeuralPatchInpainter",
+    "PatchSettings",
+    "synthesize_patches",
     "pyramid_sizes",
     "save_content",
     "load_content",
@@ -169,23 +190,34 @@ def _resolve_device(request: str) -> torch.device:
 # ---------------------------------------------------------------------------------------------
 
 
-def pyramid_sizes(height: int, width: int, coarsest: int = 128) -> list[tuple[int, int]]:
-    """Sizes of the synthesis pyramid, coarsest first, each level twice the one before.
+def pyramid_sizes(
+    height: int, width: int, *, content_side: int = 512, coarser: int = 1, min_side: int = 1
+) -> list[tuple[int, int]]:
+    """Sizes of the synthesis pyramid, coarsest first, each level half the next (rounded up).
 
-    The number of levels makes the coarsest level's longest side closest to ``coarsest``
-    (512 -> 128, 256, 512; 300x500 -> 75x125, 150x250, 300x500; up to about 180 px: one level).
+    Levels halve from the photo's size until ``coarser`` levels lie below the first one the
+    content network sees whole (longest side <= ``content_side``), or until a shorter side would
+    drop below ``min_side``.
 
     Examples
     --------
-    >>> pyramid_sizes(512, 512)
-    [(128, 128), (256, 256), (512, 512)]
+    >>> pyramid_sizes(256, 256)
+    [(128, 128), (256, 256)]
+    >>> pyramid_sizes(1536, 2048)
+    [(192, 256), (384, 512), (768, 1024), (1536, 2048)]
     """
-    if height < 1 or width < 1 or coarsest < 1:
-        raise InputError(f"invalid pyramid request {height}x{width} at coarsest {coarsest}")
-    levels = max(1, round(math.log2(max(height, width) / coarsest)) + 1)
-    return [
-        (max(1, round(height / 2**k)), max(1, round(width / 2**k))) for k in reversed(range(levels))
-    ]
+    if height < 1 or width < 1 or content_side < 1 or coarser < 0:
+        raise InputError(f"invalid pyramid request {height}x{width} at content side {content_side}")
+    sizes = [(height, width)]
+    below = -1 if max(height, width) > content_side else 0
+    while below < coarser:
+        next_size = ((sizes[0][0] + 1) // 2, (sizes[0][1] + 1) // 2)
+        if min(next_size) < min_side or next_size == sizes[0]:
+            break
+        sizes.insert(0, next_size)
+        if max(next_size) <= content_side:
+            below += 1
+    return sizes
 
 
 def _shrink(image: Tensor, hole: Tensor, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
@@ -206,23 +238,206 @@ def _resize(image: Tensor, size: tuple[int, int]) -> Tensor:
     ).clamp(0, 1)
 
 
-@dataclass
-class _Timing:
-    """Seconds spent per stage, for ``verbose``."""
+# ---------------------------------------------------------------------------------------------
+# Texture from the photo's patches
+# ---------------------------------------------------------------------------------------------
 
-    content: float = 0.0
-    levels: list[tuple[tuple[int, int], int, float, float]] = field(default_factory=list)
 
-    def report(self) -> str:
-        lines = [f"neural_patch: content {self.content:.2f} s"]
-        for size, iterations, matching, total in self.levels:
-            lines.append(
-                f"neural_patch: scale {size[0]}x{size[1]}: {iterations} iterations, "
-                f"matching {matching:.2f} s, optimisation {total - matching:.2f} s"
+@dataclass(frozen=True)
+class PatchSettings:
+    """Settings of :func:`synthesize_patches` (see :class:`NeuralPatchInpainter`)."""
+
+    patch_size: int = 7
+    iterations: tuple[int, ...] = (6, 3, 2, 1)
+    guide_sigma: float = 4.0
+    lowpass_sigma: float = 2.0
+    fill_weight: float = 0.25
+    coarser_levels: int = 1
+
+
+@dataclass(frozen=True)
+class _Level:
+    """One scale: known pixels, hole, content fill, and the size over the content network's."""
+
+    image: np.ndarray
+    hole: np.ndarray
+    content: np.ndarray
+    scale: float
+
+
+def synthesize_patches(
+    image: np.ndarray,
+    hole: np.ndarray,
+    content: np.ndarray,
+    *,
+    content_scale: float = 1.0,
+    settings: PatchSettings = PatchSettings(),  # noqa: B008 - frozen, shared safely
+    seed: int = 0,
+) -> np.ndarray:
+    """Fill ``hole`` with the photo's own patches, guided by a content fill, coarse to fine.
+
+    At every level of :func:`pyramid_sizes`, PatchMatch (Barnes et al. 2009) matches each patch
+    overlapping the hole to a wholly known patch under the distance
+    ``|G(content) - G(source)|^2 + fill_weight^2 |fill - source|^2`` (``G``: a Gaussian of
+    ``guide_sigma * scale`` px; the first search of the coarsest level uses the guide alone);
+    each hole pixel copies the pixel of the best-matching patch over it, and the matches are
+    doubled for the next level (Wexler et al. 2007). Finally the fill's low frequencies (a
+    Gaussian of ``lowpass_sigma * content_scale`` px) are replaced by the content fill's.
+
+    Parameters
+    ----------
+    image : (H, W, 3) float32 array in [0, 1]
+        Hole pixels are ignored.
+    hole : (H, W) bool array
+        True where pixels are missing.
+    content : (H, W, 3) float32 array in [0, 1]
+        The content network's fill (its known pixels are ``image``'s).
+    content_scale : float
+        The photo's size over the size the content network worked at (>= 1; 4 for a 2048-px photo
+        whose content was predicted at 512 px): the guide and low-pass widths scale with it.
+    settings : PatchSettings
+    seed : int
+        The same seed gives the same fill.
+
+    Returns
+    -------
+    (H, W, 3) float32 array
+        The completed image; known pixels are returned unchanged.
+    """
+    from holefill.methods.patchmatch import _usable_radius
+
+    image = np.ascontiguousarray(image, dtype=np.float32)
+    hole = np.ascontiguousarray(hole, dtype=bool)
+    content = np.where(hole[..., None], content, image).astype(np.float32)
+    radius = _usable_radius(hole, settings.patch_size // 2)
+    if not hole.any() or radius == 0:  # no known patch to copy from: the content is the fill
+        return content
+    levels = _levels(image, hole, content, content_scale, settings, radius)
+    filled = _match_and_copy(levels, radius, settings, seed)
+    sigma = settings.lowpass_sigma * content_scale
+    detail = filled - _blur(filled, sigma) + _blur(content, sigma)
+    return np.where(hole[..., None], np.clip(detail, 0, 1), image).astype(np.float32)
+
+
+def _levels(
+    image: np.ndarray,
+    hole: np.ndarray,
+    content: np.ndarray,
+    content_scale: float,
+    settings: PatchSettings,
+    radius: int,
+) -> list[_Level]:
+    """The pyramid, coarsest first, without levels too small for a patch to copy from."""
+    from holefill.methods.patchmatch import _source_centres
+
+    height, width = hole.shape
+    side = max(height, width) / max(content_scale, 1e-6)
+    sizes = pyramid_sizes(
+        height,
+        width,
+        content_side=max(1, round(side)),
+        coarser=settings.coarser_levels,
+        min_side=4 * (2 * radius + 1),
+    )
+    levels = [_Level(image, hole, content, content_scale)]
+    for size in reversed(sizes[:-1]):
+        finer = levels[0]
+        small_image, small_hole = _halve(finer.image, finer.hole, size)
+        if not small_hole.any() or not _source_centres(small_hole, radius).any():
+            break
+        small_content = cv2.resize(finer.content, size[::-1], interpolation=cv2.INTER_AREA)
+        levels.insert(0, _Level(small_image, small_hole, small_content, finer.scale / 2))
+    return levels
+
+
+def _halve(
+    image: np.ndarray, hole: np.ndarray, size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Area-shrink to ``size``: a pixel is the mean of its known part, and hole if any of it was."""
+    known = (~hole).astype(np.float32)
+    known_fraction = cv2.resize(known, size[::-1], interpolation=cv2.INTER_AREA)
+    known_sum = cv2.resize(image * known[..., None], size[::-1], interpolation=cv2.INTER_AREA)
+    small_hole = known_fraction < 1 - 1e-3
+    small_image = known_sum / np.maximum(known_fraction, 1e-6)[..., None]
+    small_image[small_hole] = 0
+    return np.ascontiguousarray(small_image, dtype=np.float32), small_hole
+
+
+def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    if sigma <= 0:
+        return image
+    return cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+
+
+def _match_and_copy(
+    levels: list[_Level], radius: int, settings: PatchSettings, seed: int
+) -> np.ndarray:
+    """Guided PatchMatch and best-patch copying at every level; returns the finest fill."""
+    from holefill.methods.patchmatch import (
+        _COHERENCE,
+        _patchmatch,
+        _random_nnf,
+        _rows,
+        _source_centres,
+        _target_centres,
+        _upsample_nnf,
+        _vote,
+    )
+
+    filled = nnf = None
+    for index, level in enumerate(levels):
+        source_ok = _source_centres(level.hole, radius)
+        targets = _target_centres(level.hole, radius)
+        guide = _blur(level.content, settings.guide_sigma * level.scale)
+        if nnf is None:
+            filled = level.content
+            nnf = _random_nnf(level.hole.shape, targets, source_ok, seed)
+        else:  # the coarse matches, doubled, copy the fine pixels: a sharp start
+            nnf, _ = _upsample_nnf(nnf, targets, source_ok, radius, seed + index)
+            filled = np.array(level.image, order="C")
+            ones = np.ones(len(targets), np.float32)
+            _vote(_rows(level.image), level.hole, targets, nnf, ones, radius, _rows(filled))
+        for iteration in range(settings.iterations[min(index, len(settings.iterations) - 1)]):
+            weight = 0.0 if index == 0 and iteration == 0 else settings.fill_weight
+            features = np.concatenate([weight * filled, guide], axis=2)
+            distance = np.full(level.hole.shape, np.inf, np.float32)
+            sweeps = 3 if index == 0 else 2
+            _patchmatch(
+                _rows(features),
+                source_ok,
+                targets,
+                radius,
+                sweeps,
+                seed + 7919 * index + iteration,
+                _COHERENCE,
+                nnf,
+                distance,
             )
-        whole = self.content + sum(level[3] for level in self.levels)
-        lines.append(f"neural_patch: total {whole:.2f} s")
-        return "\n".join(lines)
+            filled = np.array(level.image, order="C")
+            _copy_best(
+                _rows(level.image), level.hole, targets, nnf, distance, radius, _rows(filled)
+            )
+    return filled
+
+
+@njit(cache=True)
+def _copy_best(rows, hole, targets, nnf, distance, radius, out):
+    """Each hole pixel copies its value from the matched patch over it with the least distance
+    (the first in raster order on ties): the copy stays as sharp as the source."""
+    height, width = hole.shape
+    channels = rows.shape[1] // width
+    best = np.full((height, width), np.inf, np.float32)
+    for k in range(targets.shape[0]):
+        ty, tx = targets[k, 0], targets[k, 1]
+        sy, sx = nnf[ty, tx, 0], nnf[ty, tx, 1]
+        score = distance[ty, tx]
+        for dy in range(-radius, radius + 1):
+            for dx in range(-radius, radius + 1):
+                y, x = ty + dy, tx + dx
+                if hole[y, x] and score < best[y, x]:
+                    best[y, x] = score
+                    for c in range(channels):
+                        out[y, channels * x + c] = rows[sy + dy, channels * (sx + dx) + c]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -230,47 +445,84 @@ class _Timing:
 # ---------------------------------------------------------------------------------------------
 
 
+@dataclass
+class _Timing:
+    """Seconds spent per stage, for ``verbose``."""
+
+    content: float = 0.0
+    patches: float = 0.0
+    levels: list[tuple[tuple[int, int], int, int, float]] = field(default_factory=list)
+
+    def report(self) -> str:
+        lines = [
+            f"neural_patch: content {self.content:.2f} s",
+            f"neural_patch: patch synthesis {self.patches:.2f} s",
+        ]
+        for size, iterations, evaluations, seconds in self.levels:
+            lines.append(
+                f"neural_patch: neural patch energy at {size[0]}x{size[1]}: {iterations} "
+                f"iterations ({evaluations} evaluations), {seconds:.2f} s"
+            )
+        whole = self.content + self.patches + sum(level[3] for level in self.levels)
+        lines.append(f"neural_patch: total {whole:.2f} s")
+        return "\n".join(lines)
+
+
 class NeuralPatchInpainter(Inpainter):
-    """Fill holes by multi-scale neural patch synthesis [1]_.
+    """Fill holes by multi-scale neural patch synthesis [1]_ on a content network.
 
     Parameters
     ----------
-    content : {"default", "pconv"}
-        Content network: ``default`` is holefill's Context-Encoder variant (128x128); ``pconv``
-        uses the partial-convolution U-Net (``holefill fill -m pconv``) instead.
+    content : {"pconv", "context_encoder"}
+        Content network: the shipped partial-convolution U-Net (``holefill fill -m pconv``) or the
+        Context Encoder variant of [1]_ (128x128, ``holefill train content``).
+    texture : {"patch", "neural"}
+        ``patch``: texture copied from the photo's patches (:func:`synthesize_patches`).
+        ``neural``: that, then refined with the neural patch energy of [1]_ on VGG-19 features
+        (slower; needs the VGG-19 file).
     weights : str, optional
-        Weights of the content network (a ``.safetensors`` file from ``holefill train content``, or
-        PConv weights with ``content="pconv"``). Default: the packaged file.
+        Weights of the content network (PConv weights, or a ``.safetensors`` file from
+        ``holefill train content`` with ``content="context_encoder"``). Default: the packaged file.
     vgg_weights : str, optional
-        VGG-19 file (``vgg19_to_relu4_1.pth``); default ``$HOLEFILL_VGG_WEIGHTS``, else the
-        shared VGG-19.
+        VGG-19 file for ``texture="neural"``; default ``$HOLEFILL_VGG_WEIGHTS``, else the shared
+        ``vgg19_to_relu4_1.pth``.
+    content_side : int
+        Longest side the content network works at (PConv; larger windows are shrunk for it).
+    patch_size : int
+        Width of the square patches (odd, >= 3).
     iterations : int or sequence of int
-        L-BFGS iterations per scale: one number for every scale, or a list from the coarsest scale
-        on (scales past its end use its last entry). 0 skips the optimisation (content only).
-    alpha : float
-        Weight of the texture term (each layer's term is normalised, see
-        :class:`~holefill.nn.texture.TextureEnergy`).
-    beta : float
-        Weight of the total-variation term.
+        Search-and-copy iterations per pyramid level, coarsest first (levels past the list's end
+        use its last entry).
+    guide_sigma : float
+        Blur of the content guide in the patch distance, in px at the content network's scale.
+    lowpass_sigma : float
+        Frequencies below a Gaussian of this many px (at the content network's scale) come from
+        the content network, the rest from the patches; 0 keeps the patches' own.
+    fill_weight : float
+        Weight of the current fill against the guide's 1 in the patch distance.
+    neural_iterations : int or sequence of int
+        L-BFGS iterations of the neural patch energy per level (``texture="neural"``), finest
+        levels last: ``(10, 5)`` runs 10 at the second finest level and 5 at the finest.
+    alpha, beta, content_weight, chroma_weight : float
+        Weights of the texture, total-variation, low-frequency content and chroma terms of
+        :func:`holefill.nn.texture.refine`.
     layers : sequence of str
-        VGG-19 layers of the texture term (``relu3_1``, ``relu4_1`` as in [1]_).
-    finest_layers : sequence of str, optional
-        Layers at the finest scale when the pyramid has several (fewer layers there is faster);
-        None: ``layers``.
+        VGG-19 layers of the neural patch term (``relu3_1``, ``relu4_1`` as in [1]_).
     match_every : int
-        L-BFGS iterations between two recomputations of the nearest patches.
-    coarsest : int
-        Longest side of the coarsest scale (about; see :func:`pyramid_sizes`).
+        L-BFGS iterations between two recomputations of the nearest feature patches.
     max_sources : int
-        Most candidate source patches per layer (a thinned regular grid beyond).
+        Most candidate source feature patches per layer (a thinned regular grid beyond).
+    neural_max_side : int
+        Longest side the neural patch energy is optimised at; finer levels get its change
+        upscaled.
     device : str
-        ``cpu``, ``cuda`` or ``auto``.
+        ``cpu``, ``cuda`` or ``auto`` (the networks; patch synthesis runs on the CPU).
     verbose : bool
-        Print the time spent on the content network, matching and optimisation per scale.
+        Print the time spent per stage.
     strategy, max_side, margin, seed
         See :class:`~holefill.inpainter.Inpainter`. ``crop`` (default) processes a window around
-        each hole region with the hole in its middle; windows are worked at most at ``max_side``
-        (512) px.
+        each hole region at full resolution (up to ``max_side``, 4096 px); the same seed gives
+        the same fill.
 
     References
     ----------
@@ -280,7 +532,7 @@ class NeuralPatchInpainter(Inpainter):
     Examples
     --------
     >>> import holefill, torch
-    >>> inpainter = holefill.create_inpainter("neural_patch", iterations=2)  # doctest: +SKIP
+    >>> inpainter = holefill.create_inpainter("neural_patch")  # doctest: +SKIP
     >>> image, hole = torch.rand(1, 3, 64, 64), torch.zeros(1, 1, 64, 64)  # doctest: +SKIP
     >>> hole[..., 24:40, 24:40] = 1  # doctest: +SKIP
     >>> inpainter.fill(image, hole).shape  # doctest: +SKIP
@@ -289,22 +541,30 @@ class NeuralPatchInpainter(Inpainter):
 
     name = "neural_patch"
     default_strategy = "crop"
-    default_max_side = 512
+    default_max_side = 4096
 
     def __init__(
         self,
         *,
-        content: str = "default",
+        content: str = "pconv",
+        texture: str = "patch",
         weights: str | None = None,
         vgg_weights: str | None = None,
-        iterations: int | Sequence[int] = (16, 8, 3),
-        alpha: float = 0.1,
-        beta: float = 0.3,
+        content_side: int = 512,
+        patch_size: int = 7,
+        iterations: int | Sequence[int] = (6, 3, 2, 1),
+        guide_sigma: float = 4.0,
+        lowpass_sigma: float = 2.0,
+        fill_weight: float = 0.25,
+        neural_iterations: int | Sequence[int] = (10, 5),
+        alpha: float = 1.0,
+        beta: float = 1.0,
+        content_weight: float = 30.0,
+        chroma_weight: float = 30.0,
         layers: Sequence[str] = ("relu3_1", "relu4_1"),
-        finest_layers: Sequence[str] | None = ("relu3_1",),
-        match_every: int = 4,
-        coarsest: int = 128,
+        match_every: int = 5,
         max_sources: int = 4096,
+        neural_max_side: int = 1024,
         device: str = "cpu",
         verbose: bool = False,
         strategy: str | None = None,
@@ -315,30 +575,45 @@ class NeuralPatchInpainter(Inpainter):
         super().__init__(strategy=strategy, max_side=max_side, margin=margin, seed=seed)
         if content not in CONTENTS:
             raise InputError(f"unknown content network {content!r}; use {' or '.join(CONTENTS)}")
-        self.iterations = _iteration_list(iterations)
-        if alpha < 0 or beta < 0:
-            raise InputError(f"alpha and beta must be >= 0, got {alpha} and {beta}")
-        if match_every < 1 or coarsest < 8 or max_sources < 1:
-            raise InputError("match_every and max_sources must be >= 1 and coarsest >= 8")
-        self.content, self.alpha, self.beta = content, float(alpha), float(beta)
-        self.layers = _layer_tuple(layers, "layers")
-        self.finest_layers = (
-            self.layers if finest_layers is None else _layer_tuple(finest_layers, "finest_layers")
+        if texture not in TEXTURES:
+            raise InputError(f"unknown texture {texture!r}; use {' or '.join(TEXTURES)}")
+        if patch_size < 3 or patch_size % 2 == 0:
+            raise InputError(f"patch_size must be an odd number >= 3, got {patch_size}")
+        if min(guide_sigma, lowpass_sigma, fill_weight, alpha, beta) < 0:
+            raise InputError("guide_sigma, lowpass_sigma, fill_weight, alpha and beta must be >= 0")
+        if min(content_weight, chroma_weight) < 0:
+            raise InputError("content_weight and chroma_weight must be >= 0")
+        if content_side < 16 or neural_max_side < 16 or match_every < 1 or max_sources < 1:
+            raise InputError(
+                "content_side and neural_max_side must be >= 16, match_every and max_sources >= 1"
+            )
+        self.content, self.texture = content, texture
+        self.content_side = int(content_side)
+        self.patches = PatchSettings(
+            patch_size=int(patch_size),
+            iterations=tuple(_iteration_list(iterations, "iterations")),
+            guide_sigma=float(guide_sigma),
+            lowpass_sigma=float(lowpass_sigma),
+            fill_weight=float(fill_weight),
         )
-        self.match_every, self.coarsest = int(match_every), int(coarsest)
-        self.max_sources, self.verbose = int(max_sources), bool(verbose)
+        self.neural_iterations = _iteration_list(neural_iterations, "neural_iterations")
+        self.alpha, self.beta = float(alpha), float(beta)
+        self.content_weight, self.chroma_weight = float(content_weight), float(chroma_weight)
+        self.layers = _layer_tuple(layers, "layers")
+        self.match_every, self.max_sources = int(match_every), int(max_sources)
+        self.neural_max_side, self.verbose = int(neural_max_side), bool(verbose)
         self.device = _resolve_device(device)
-        self.vgg_weights = self._vgg_path(vgg_weights)
         self.content_model = self._load_content(weights)
-        for layer_set in {self.layers, self.finest_layers}:  # fail now on a missing layer
-            _feature_net(self.vgg_weights, layer_set, self.device)
+        self.vgg_weights = None
+        if texture == "neural":  # fail now on a missing file or layer
+            self.vgg_weights = self._vgg_path(vgg_weights)
+            _feature_net(self.vgg_weights, self.layers, self.device)
 
     def __repr__(self) -> str:
         return (
-            f"NeuralPatchInpainter(content={self.content!r}, iterations={self.iterations}, "
-            f"alpha={self.alpha}, beta={self.beta}, layers={self.layers}, "
-            f"device={str(self.device)!r}, strategy={self.strategy!r}, "
-            f"max_side={self.max_side})"
+            f"NeuralPatchInpainter(content={self.content!r}, texture={self.texture!r}, "
+            f"patches={self.patches}, device={str(self.device)!r}, "
+            f"strategy={self.strategy!r}, max_side={self.max_side}, seed={self.seed})"
         )
 
     # -- setup ------------------------------------------------------------------------------
@@ -355,7 +630,12 @@ class NeuralPatchInpainter(Inpainter):
         if self.content == "pconv":
             from holefill.methods.pconv import PConvInpainter
 
-            return PConvInpainter(weights=weights, device=str(self.device), strategy="resize")
+            return PConvInpainter(
+                weights=weights,
+                device=str(self.device),
+                strategy="resize",
+                max_side=self.content_side,
+            )
         path = Path(weights) if weights else default_weights_path()
         if not path.is_file():
             raise WeightsError(
@@ -374,18 +654,22 @@ class NeuralPatchInpainter(Inpainter):
         timing, source_device = _Timing(), image.device
         hole = hole.to(self.device)
         image = image.to(self.device) * (1 - hole)  # nothing of the hole's old pixels may leak in
-        sizes = pyramid_sizes(*image.shape[-2:], coarsest=self.coarsest)
         started = time.perf_counter()
-        result = self._predict_content(image, hole, sizes[0])
+        content, content_scale = self._predict_content(image, hole)
         timing.content = self._elapsed(started)
-        for index, size in enumerate(sizes):
-            known, level_hole = _shrink(image, hole, size)
-            start = torch.where(level_hole > 0.5, _resize(result, size), known)
-            layers = self.finest_layers if index == len(sizes) - 1 and index else self.layers
-            iterations = self.iterations[min(index, len(self.iterations) - 1)]
-            started = time.perf_counter()
-            result, matching = self._synthesize(start, level_hole, iterations, layers)
-            timing.levels.append((size, iterations, matching, self._elapsed(started)))
+        started = time.perf_counter()
+        filled = synthesize_patches(
+            _to_array(image),
+            _to_array(hole)[..., 0] > 0.5,
+            _to_array(content),
+            content_scale=content_scale,
+            settings=self.patches,
+            seed=self.seed,
+        )
+        result = torch.from_numpy(filled).permute(2, 0, 1)[None].to(self.device)
+        timing.patches = time.perf_counter() - started
+        if self.texture == "neural":
+            result = self._refine(result, hole, content, content_scale, timing)
         if self.verbose:
             print(timing.report(), file=sys.stderr, flush=True)
         return result.to(source_device)
@@ -397,80 +681,96 @@ class NeuralPatchInpainter(Inpainter):
         return time.perf_counter() - started
 
     @torch.no_grad()
-    def _predict_content(self, image: Tensor, hole: Tensor, size: tuple[int, int]) -> Tensor:
-        """The content prediction at ``size``, known pixels composited back."""
+    def _predict_content(self, image: Tensor, hole: Tensor) -> tuple[Tensor, float]:
+        """The content fill at full size (known pixels composited back) and the full size over
+        the size the network saw."""
+        height, width = image.shape[-2:]
         if self.content == "pconv":
             predicted = self.content_model.fill(image, hole)
-        else:
-            side = self.content_model.size
-            if min(image.shape[-2:]) >= side:
-                small, small_hole = _shrink(image, hole, (side, side))
-            else:  # a small window: enlarge it; a pixel near the hole counts as hole
-                small = _resize(image, (side, side))
-                small_hole = (
-                    F.interpolate(hole, size=(side, side), mode="bilinear", align_corners=False) > 0
-                ).float()
-            predicted = self.content_model(small, small_hole)
-        known, level_hole = _shrink(image, hole, size)
-        return torch.where(level_hole > 0.5, _resize(predicted.float(), size), known)
+            return predicted, max(height, width) / min(max(height, width), self.content_side)
+        side = self.content_model.size
+        if min(image.shape[-2:]) >= side:
+            small, small_hole = _shrink(image, hole, (side, side))
+        else:  # a small window: enlarge it; a pixel near the hole counts as hole
+            small = _resize(image, (side, side))
+            small_hole = (
+                F.interpolate(hole, size=(side, side), mode="bilinear", align_corners=False) > 0
+            ).float()
+        predicted = _resize(self.content_model(small, small_hole).float(), (height, width))
+        return torch.where(hole > 0.5, predicted, image), max(height, width) / side
 
-    def _synthesize(
-        self, start: Tensor, hole: Tensor, iterations: int, layers: tuple[str, ...]
-    ) -> tuple[Tensor, float]:
-        """L-BFGS on the hole pixels at one scale; returns the result and the matching time."""
-        from holefill.nn.texture import TextureEnergy, content_energy, tv_energy
+    def _refine(
+        self, filled: Tensor, hole: Tensor, content: Tensor, content_scale: float, timing: _Timing
+    ) -> Tensor:
+        """The neural patch energy, coarse to fine over the finest levels up to
+        ``neural_max_side``; each level starts from the patch fill plus the change made below."""
+        from holefill.nn.texture import RefineWeights, TextureEnergy, refine
 
-        if iterations <= 0 or not hole.any():
-            return start, 0.0
-        texture = TextureEnergy(
-            _feature_net(self.vgg_weights, layers, self.device),
-            layers,
-            hole,
-            max_sources=self.max_sources,
-        )
-        free = hole > 0.5
-        with torch.enable_grad():
-            pixels = start.detach().clone().requires_grad_(True)
-            optimizer = torch.optim.LBFGS(
-                [pixels],
-                lr=1.0,
-                max_iter=1,
-                history_size=10,
-                tolerance_grad=0.0,
-                tolerance_change=0.0,
-                line_search_fn="strong_wolfe",
+        height, width = filled.shape[-2:]
+        sizes = [
+            size
+            for size in pyramid_sizes(
+                height,
+                width,
+                content_side=self.neural_max_side,
+                coarser=len(self.neural_iterations) - 1,
             )
+            if max(size) <= self.neural_max_side
+        ][-len(self.neural_iterations) :]
+        change = None
+        for size, iterations in zip(sizes, self.neural_iterations[-len(sizes) :], strict=True):
+            started = time.perf_counter()
+            known, level_hole = _shrink(filled * (1 - hole), hole, size)
+            base = torch.where(level_hole > 0.5, _resize(filled, size), known)
+            start = base if change is None else (base + _resize_change(change, size)).clamp(0, 1)
+            start = torch.where(level_hole > 0.5, start, known)
+            texture = TextureEnergy(
+                _feature_net(self.vgg_weights, self.layers, self.device),
+                self.layers,
+                level_hole,
+                max_sources=self.max_sources,
+            )
+            weights = RefineWeights(
+                texture=self.alpha,
+                tv=self.beta,
+                content=self.content_weight,
+                chroma=self.chroma_weight,
+                lowpass_sigma=self.patches.lowpass_sigma * content_scale * size[0] / height,
+            )
+            refined, evaluations = refine(
+                start,
+                level_hole,
+                _resize(content, size),
+                texture,
+                iterations=iterations,
+                weights=weights,
+                match_every=self.match_every,
+            )
+            change = (refined - base) * level_hole
+            timing.levels.append((size, iterations, evaluations, self._elapsed(started)))
+        if change is None:
+            return filled
+        return torch.where(
+            hole > 0.5, (filled + _resize_change(change, (height, width))), filled
+        ).clamp(0, 1)
 
-            def closure() -> Tensor:
-                optimizer.zero_grad()
-                x = torch.where(free, pixels, start)
-                energy = content_energy(x, start, hole)
-                if self.alpha:
-                    energy = energy + self.alpha * texture(x)
-                if self.beta:
-                    energy = energy + self.beta * tv_energy(x, hole)
-                energy.backward()
-                return energy
 
-            matching, done = 0.0, 0
-            while done < iterations:
-                started = time.perf_counter()
-                texture.update_matches(torch.where(free, pixels.detach(), start).clamp(0, 1))
-                matching += self._elapsed(started)
-                steps = min(self.match_every, iterations - done)
-                optimizer.param_groups[0].update(max_iter=steps, max_eval=steps * 5 // 4)
-                optimizer.step(closure)
-                done += steps
-        result = torch.where(free, pixels.detach().clamp(0, 1), start)
-        return result, matching
+def _resize_change(change: Tensor, size: tuple[int, int]) -> Tensor:
+    """Bilinear upscaling of a signed change (no clamping)."""
+    if tuple(change.shape[-2:]) == tuple(size):
+        return change
+    return F.interpolate(change, size=size, mode="bilinear", align_corners=False)
 
 
-def _iteration_list(iterations: int | Sequence[int]) -> list[int]:
+def _to_array(tensor: Tensor) -> np.ndarray:
+    """``(1, C, H, W)`` -> ``(H, W, C)`` float32 on the CPU."""
+    return np.ascontiguousarray(tensor[0].permute(1, 2, 0).float().cpu().numpy())
+
+
+def _iteration_list(iterations: int | Sequence[int], name: str) -> list[int]:
     values = [iterations] if isinstance(iterations, int | float) else list(iterations)
     if not values or any(int(v) != v or v < 0 for v in values):
-        raise InputError(
-            f"iterations must be an integer >= 0 or a list of them, got {iterations!r}"
-        )
+        raise InputError(f"{name} must be an integer >= 0 or a list of them, got {iterations!r}")
     return [int(v) for v in values]
 
 

@@ -437,15 +437,16 @@ def _rows(image: np.ndarray) -> np.ndarray:
 
 
 # -- numba kernels -------------------------------------------------------------------------------
-# Images reach the kernels as (H, W * 3) float32 rows, so a patch row is one contiguous run.
+# Images reach the kernels as (H, W * C) float32 rows, so a patch row is one contiguous run. C is
+# 3 for RGB; neural_patch appends guide channels.
 
 
 @njit(cache=True, fastmath=True, inline="always")
-def _patch_ssd(rows, ty, tx, sy, sx, radius, bound):
+def _patch_ssd(rows, ty, tx, sy, sx, radius, bound, channels):
     """SSD between the patches centred at (ty, tx) and (sy, sx); stops early past ``bound``."""
-    width = 3 * (2 * radius + 1)
-    t0 = 3 * (tx - radius)
-    s0 = 3 * (sx - radius)
+    width = channels * (2 * radius + 1)
+    t0 = channels * (tx - radius)
+    s0 = channels * (sx - radius)
     total = np.float32(0.0)
     for dy in range(-radius, radius + 1):
         target_row = rows[ty + dy]
@@ -471,10 +472,10 @@ def _uniform(state, low, high):
 
 
 @njit(cache=True, inline="always")
-def _try(rows, nnf, distance, ty, tx, sy, sx, radius, keep):
+def _try(rows, nnf, distance, ty, tx, sy, sx, radius, keep, channels):
     """Adopt source (sy, sx) for target (ty, tx) if closer than ``keep`` times the current match."""
     bound = distance[ty, tx] * keep
-    d = _patch_ssd(rows, ty, tx, sy, sx, radius, bound)
+    d = _patch_ssd(rows, ty, tx, sy, sx, radius, bound, channels)
     if d < bound:
         distance[ty, tx] = d
         nnf[ty, tx, 0] = sy
@@ -482,19 +483,24 @@ def _try(rows, nnf, distance, ty, tx, sy, sx, radius, keep):
 
 
 @njit(cache=True)
-def _patchmatch(rows, source_ok, targets, radius, iterations, seed, coherence, nnf, distance):
+def _patchmatch(
+    rows, source_ok, targets, radius, iterations, seed, coherence, nnf, distance, max_search=0
+):
     """Barnes et al.: alternate forward and backward sweeps of propagation and random search.
 
-    A random-search candidate must beat the current match by the factor ``1 - coherence``.
+    A random-search candidate must beat the current match by the factor ``1 - coherence``; the
+    search starts ``max_search`` px around the match (0: the whole image).
     """
     height, width = source_ok.shape
+    channels = rows.shape[1] // width
     keep = np.float32(1.0 - coherence)
     count = targets.shape[0]
     state = np.int64(seed) * 2654435761 + 1
     for k in range(count):
         ty, tx = targets[k, 0], targets[k, 1]
-        distance[ty, tx] = _patch_ssd(rows, ty, tx, nnf[ty, tx, 0], nnf[ty, tx, 1], radius, np.inf)
-    max_step = max(height, width)
+        sy, sx = nnf[ty, tx, 0], nnf[ty, tx, 1]
+        distance[ty, tx] = _patch_ssd(rows, ty, tx, sy, sx, radius, np.inf, channels)
+    max_step = max_search if max_search > 0 else max(height, width)
     for iteration in range(iterations):
         step = 1 if iteration % 2 == 0 else -1
         for j in range(count):
@@ -504,11 +510,11 @@ def _patchmatch(rows, source_ok, targets, radius, iterations, seed, coherence, n
             if nnf[ty, tx - step, 0] >= 0:
                 sy, sx = nnf[ty, tx - step, 0], nnf[ty, tx - step, 1] + step
                 if radius <= sx < width - radius and source_ok[sy, sx]:
-                    _try(rows, nnf, distance, ty, tx, sy, sx, radius, 1.0)
+                    _try(rows, nnf, distance, ty, tx, sy, sx, radius, 1.0, channels)
             if nnf[ty - step, tx, 0] >= 0:
                 sy, sx = nnf[ty - step, tx, 0] + step, nnf[ty - step, tx, 1]
                 if radius <= sy < height - radius and source_ok[sy, sx]:
-                    _try(rows, nnf, distance, ty, tx, sy, sx, radius, 1.0)
+                    _try(rows, nnf, distance, ty, tx, sy, sx, radius, 1.0, channels)
             # random search in windows around the best match, halving, clipped to the sources
             search = max_step
             while search >= 1:
@@ -520,7 +526,7 @@ def _patchmatch(rows, source_ok, targets, radius, iterations, seed, coherence, n
                 state = _next_random(state)
                 sx = _uniform(state, max(bx - search, radius), min(bx + search, width - 1 - radius))
                 if source_ok[sy, sx]:
-                    _try(rows, nnf, distance, ty, tx, sy, sx, radius, keep)
+                    _try(rows, nnf, distance, ty, tx, sy, sx, radius, keep, channels)
                 search //= 2
 
 
@@ -528,7 +534,8 @@ def _patchmatch(rows, source_ok, targets, radius, iterations, seed, coherence, n
 def _vote(rows, hole, targets, nnf, weights, radius, out):
     """Weighted average, per hole pixel, of what every matched patch covering it says."""
     height, width = hole.shape
-    total = np.zeros((height, 3 * width), np.float32)
+    channels = rows.shape[1] // width
+    total = np.zeros((height, channels * width), np.float32)
     weight_sum = np.zeros((height, width), np.float32)
     for k in range(targets.shape[0]):
         ty, tx = targets[k, 0], targets[k, 1]
@@ -538,10 +545,11 @@ def _vote(rows, hole, targets, nnf, weights, radius, out):
             for dx in range(-radius, radius + 1):
                 if hole[ty + dy, tx + dx]:
                     weight_sum[ty + dy, tx + dx] += w
-                    for c in range(3):
-                        total[ty + dy, 3 * (tx + dx) + c] += w * rows[sy + dy, 3 * (sx + dx) + c]
+                    for c in range(channels):
+                        value = rows[sy + dy, channels * (sx + dx) + c]
+                        total[ty + dy, channels * (tx + dx) + c] += w * value
     for y in range(height):
         for x in range(width):
             if hole[y, x] and weight_sum[y, x] > 0:
-                for c in range(3):
-                    out[y, 3 * x + c] = total[y, 3 * x + c] / weight_sum[y, x]
+                for c in range(channels):
+                    out[y, channels * x + c] = total[y, channels * x + c] / weight_sum[y, x]
