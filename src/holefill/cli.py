@@ -73,7 +73,7 @@ def add_method_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--vgg-weights", help="local VGG weights file (else $HOLEFILL_VGG_WEIGHTS)")
     group.add_argument("--radius", type=float, help="neighbourhood radius (telea, navier_stokes)")
     group.add_argument("--patch-size", type=int, help="patch size (patchmatch, criminisi)")
-    group.add_argument("--content", help="content network of neural_patch (default or pconv)")
+    group.add_argument("--content", help="content network of neural_patch (pconv or context_encoder)")
     group.add_argument(
         "-p",
         "--param",

@@ -315,8 +315,9 @@ def synthesize_patches(
     levels = _levels(image, hole, content, content_scale, settings, radius)
     filled = _match_and_copy(levels, radius, settings, seed)
     sigma = settings.lowpass_sigma * content_scale
-    detail = filled - _blur(filled, sigma) + _blur(content, sigma)
-    return np.where(hole[..., None], np.clip(detail, 0, 1), image).astype(np.float32)
+    if sigma > 0:
+        filled = np.clip(filled - _blur(filled, sigma) + _blur(content, sigma), 0, 1)
+    return np.where(hole[..., None], filled, image).astype(np.float32)
 
 
 def _levels(
@@ -412,12 +413,25 @@ def _match_and_copy(
                 _COHERENCE,
                 nnf,
                 distance,
+                _search_radius(index, level, radius),
             )
             filled = np.array(level.image, order="C")
-            _copy_best(
-                _rows(level.image), level.hole, targets, nnf, distance, radius, _rows(filled)
-            )
+            if level.scale > 1:  # past the content's resolution: blend the seams of the copies
+                scores = distance[targets[:, 0], targets[:, 1]]
+                sigma2 = max(float(np.median(scores)), 1e-6)
+                weights = np.exp(-np.minimum(scores / (2 * sigma2), 40.0)).astype(np.float32)
+                _vote(_rows(level.image), level.hole, targets, nnf, weights, radius, _rows(filled))
+            else:
+                _copy_best(
+                    _rows(level.image), level.hole, targets, nnf, distance, radius, _rows(filled)
+                )
     return filled
+
+
+def _search_radius(index: int, level: _Level, radius: int) -> int:
+    """Past the content network's resolution the matches doubled from the level below are only
+    refined, within one patch width (faster, and the copies stay coherent); 0: everywhere."""
+    return 2 * radius + 1 if index and level.scale > 1 else 0
 
 
 @njit(cache=True)
@@ -557,8 +571,8 @@ class NeuralPatchInpainter(Inpainter):
         lowpass_sigma: float = 2.0,
         fill_weight: float = 0.25,
         neural_iterations: int | Sequence[int] = (10, 5),
-        alpha: float = 1.0,
-        beta: float = 1.0,
+        alpha: float = 0.3,
+        beta: float = 3.0,
         content_weight: float = 30.0,
         chroma_weight: float = 30.0,
         layers: Sequence[str] = ("relu3_1", "relu4_1"),

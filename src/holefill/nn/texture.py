@@ -402,8 +402,8 @@ def _feature_window(hole: Tensor, geometry: dict[str, LayerGeometry]) -> tuple[i
 class RefineWeights:
     """Weights of :func:`refine`'s energy (see its docstring); the defaults are holefill's."""
 
-    texture: float = 1.0
-    tv: float = 1.0
+    texture: float = 0.3
+    tv: float = 3.0
     content: float = 30.0
     chroma: float = 30.0
     lowpass_sigma: float = 2.0
