@@ -32,6 +32,10 @@ _DECIMALS = {
     "psnr_hole": 2,
     "ssim_hole": 4,
     "vgg_dist": 4,
+    "vgg_hole": 4,
+    "texture_ratio": 3,
+    "out_of_palette_pct": 2,
+    "truth_out_of_palette_pct": 2,
     "lpips": 4,
 }
 PLOT_FILE = "psnr_ssim_vs_hole_ratio.png"
