@@ -62,6 +62,8 @@ METRICS: dict[str, tuple[str, str]] = {
     "truth_out_of_palette_pct": ("Out-of-palette hole pixels of the truth itself (%)", "reference"),
     "lpips": ("LPIPS (AlexNet, learned weights)", "lower"),
 }
+#: The columns issue 16 added; reports of earlier versions lack them (left empty there).
+HOLE_METRICS = ("vgg_hole", "texture_ratio", "out_of_palette_pct", "truth_out_of_palette_pct")
 #: VGG-19 layers of the whole-image perceptual distance (relu4_1 would more than double its cost
 #: on a CPU, and the hole distance below has it).
 VGG_TAPS = ("relu1_1", "relu2_1", "relu3_1")
