@@ -131,7 +131,7 @@ def _build_parser() -> argparse.ArgumentParser:
     output.add_argument("--overwrite", action="store_true", help="replace existing output files")
     output.add_argument("--format", default="png", help="output format for folders (png)")
 
-    commands.add_parser("methods", help="list the registered methods and their options")
+    commands.add_parser("methods", help="list the methods: ready or not (and why), their options")
 
     for name, help_text in (
         ("train", "train a model (pconv, content); see `holefill train --help`"),
@@ -153,17 +153,9 @@ _FORWARDED = {
 
 
 def _print_methods() -> int:
-    from holefill.registry import describe_methods, method_options
+    from holefill.registry import methods_report
 
-    for entry in describe_methods():
-        print(f"{entry.name:14s} {entry.summary}")
-        try:
-            options = method_options(entry.name)
-        except Exception as exc:  # noqa: BLE001 - a broken optional method must not hide others
-            print(f"{'':14s}   (unavailable: {exc})")
-            continue
-        shown = ", ".join(f"{k}={v['default']!r}" for k, v in options.items())
-        print(f"{'':14s}   options: {shown}")
+    print(methods_report())
     return 0
 
 

@@ -30,7 +30,6 @@ import math
 import os
 import sys
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,13 +40,22 @@ from torch import Tensor
 
 from holefill.errors import InputError, WeightsError
 from holefill.inpainter import Inpainter
-from holefill.paths import package_weights_dir
+from holefill.registry import PackagedWeights, VGG19File, register_method
+from holefill.weights import (
+    cached_network,
+    load_network,
+    packaged_file,
+    read_weights,
+    resolve_device,
+    vgg19_file,
+    write_weights,
+)
 
 FORMAT = "holefill-content"
 DEFAULT_WEIGHTS_NAME = "content_default.safetensors"
 CONTENTS = ("default", "pconv")
-_CACHE: OrderedDict[tuple, torch.nn.Module] = OrderedDict()
-_CACHE_SIZE = 4
+#: how a user allows the VGG-19 download, for the message when no VGG-19 file is found
+DOWNLOAD_HINT = "-p download_vgg=true (download_vgg=True in Python)"
 
 __all__ = [
     "NeuralPatchInpainter",
@@ -62,7 +70,7 @@ __all__ = [
 
 def default_weights_path() -> Path:
     """The packaged content network (``holefill/weights/content_default.safetensors``)."""
-    return package_weights_dir() / DEFAULT_WEIGHTS_NAME
+    return packaged_file(DEFAULT_WEIGHTS_NAME)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -95,14 +103,11 @@ def save_content(
     -------
     pathlib.Path
     """
-    from holefill.methods.pconv import write_weights
-
     return write_weights(state_dict, config, path, FORMAT, dtype=dtype, metadata=metadata)
 
 
 def read_content(path: str | os.PathLike):
     """``(config, tensors, header)`` of a content-network file, without building the network."""
-    from holefill.methods.pconv import read_weights
     from holefill.nn.content import ContentNetConfig
 
     return read_weights(
@@ -117,51 +122,25 @@ def read_content(path: str | os.PathLike):
 
 def load_content(path: str | os.PathLike, device: str | torch.device = "cpu"):
     """Build a :class:`~holefill.nn.content.ContentNet` from a weights file (eval mode, float32)."""
-    from holefill.methods.pconv import check_state
     from holefill.nn.content import ContentNet
 
-    config, tensors, _ = read_content(path)
-    net = ContentNet(config)
-    expected = net.state_dict()
-    check_state(tensors, expected, str(path))
-    net.load_state_dict({name: tensors[name].to(expected[name].dtype) for name in expected})
-    return net.to(device).eval().requires_grad_(False)
-
-
-def _cached(key: tuple, build):
-    model = _CACHE.get(key)
-    if model is None:
-        model = _CACHE[key] = build()
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    _CACHE.move_to_end(key)
-    return model
+    return load_network(path, read_content, ContentNet, device)
 
 
 def _content_net(path: Path, device: torch.device):
-    stat = path.stat()
-    key = ("content", str(path.resolve()), stat.st_mtime_ns, stat.st_size, str(device))
-    return _cached(key, lambda: load_content(path, device))
+    return cached_network("content", path, device, lambda: load_content(path, device))
 
 
-def _feature_net(vgg_weights: Path | None, layers: tuple[str, ...], device: torch.device):
+def _feature_net(vgg_weights: Path, layers: tuple[str, ...], device: torch.device):
     from holefill.nn.vgg import build_feature_net
 
-    key = ("vgg19", str(vgg_weights), layers, str(device))
-    return _cached(
-        key, lambda: build_feature_net("vgg19", weights=vgg_weights, taps=layers).to(device)
+    return cached_network(
+        "vgg19",
+        vgg_weights,
+        device,
+        lambda: build_feature_net("vgg19", weights=vgg_weights, taps=layers).to(device),
+        layers,
     )
-
-
-def _resolve_device(request: str) -> torch.device:
-    if request == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if request.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("device cuda was asked for but no CUDA GPU is available")
-    try:
-        return torch.device(request)
-    except RuntimeError:
-        raise InputError(f"unknown device {request!r}; use cpu, cuda or auto") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -230,6 +209,12 @@ class _Timing:
 # ---------------------------------------------------------------------------------------------
 
 
+@register_method(
+    "neural_patch",
+    summary="Multi-scale neural patch synthesis (Yang et al. 2017): content net + VGG-19 "
+    "texture optimisation",
+    needs=(PackagedWeights(DEFAULT_WEIGHTS_NAME), VGG19File(DOWNLOAD_HINT)),
+)
 class NeuralPatchInpainter(Inpainter):
     """Fill holes by multi-scale neural patch synthesis [1]_.
 
@@ -242,8 +227,11 @@ class NeuralPatchInpainter(Inpainter):
         Weights of the content network (a ``.safetensors`` file from ``holefill train content``, or
         PConv weights with ``content="pconv"``). Default: the packaged file.
     vgg_weights : str, optional
-        VGG-19 file (``vgg19_to_relu4_1.pth``); default ``$HOLEFILL_VGG_WEIGHTS``, else the
-        shared VGG-19.
+        VGG-19 file (``vgg19_to_relu4_1.pth`` or torchvision's ``vgg19-dcbb9e9d.pth``); default
+        ``$HOLEFILL_VGG_WEIGHTS``, else torchvision's file in the torch hub cache.
+    download_vgg : bool
+        With no VGG-19 file found, download torchvision's (548 MB) into the torch hub cache;
+        without it that is an error that says how to give a file.
     iterations : int or sequence of int
         L-BFGS iterations per scale: one number for every scale, or a list from the coarsest scale
         on (scales past its end use its last entry). 0 skips the optimisation (content only).
@@ -297,6 +285,7 @@ class NeuralPatchInpainter(Inpainter):
         content: str = "default",
         weights: str | None = None,
         vgg_weights: str | None = None,
+        download_vgg: bool = False,
         iterations: int | Sequence[int] = (16, 8, 3),
         alpha: float = 0.1,
         beta: float = 0.3,
@@ -327,8 +316,10 @@ class NeuralPatchInpainter(Inpainter):
         )
         self.match_every, self.coarsest = int(match_every), int(coarsest)
         self.max_sources, self.verbose = int(max_sources), bool(verbose)
-        self.device = _resolve_device(device)
-        self.vgg_weights = self._vgg_path(vgg_weights)
+        self.device = resolve_device(device)
+        self.vgg_weights = vgg19_file(
+            vgg_weights, download=bool(download_vgg), download_hint=DOWNLOAD_HINT
+        )
         self.content_model = self._load_content(weights)
         for layer_set in {self.layers, self.finest_layers}:  # fail now on a missing layer
             _feature_net(self.vgg_weights, layer_set, self.device)
@@ -342,15 +333,6 @@ class NeuralPatchInpainter(Inpainter):
         )
 
     # -- setup ------------------------------------------------------------------------------
-    @staticmethod
-    def _vgg_path(explicit: str | None) -> Path | None:
-        from holefill.paths import default_local_vgg19, vgg_weights_path
-
-        chosen = vgg_weights_path(explicit)
-        if chosen is None and default_local_vgg19().is_file():
-            chosen = default_local_vgg19()
-        return chosen
-
     def _load_content(self, weights: str | None):
         if self.content == "pconv":
             from holefill.methods.pconv import PConvInpainter

@@ -12,44 +12,38 @@ References
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from holefill.errors import InputError, WeightsError
+from holefill.errors import WeightsError
 from holefill.inpainter import Inpainter
-from holefill.paths import package_weights_dir
+from holefill.registry import PackagedWeights, register_method
+from holefill.weights import (  # noqa: F401 - check_state, weights_digest: old import paths
+    cached_network,
+    check_state,
+    load_network,
+    packaged_file,
+    read_weights,
+    resolve_device,
+    weights_digest,
+    write_weights,
+)
 
 FORMAT = "holefill-pconv"
 DEFAULT_WEIGHTS_NAME = "pconv_default.safetensors"
-_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
-_CACHE: OrderedDict[tuple, torch.nn.Module] = OrderedDict()
-_CACHE_SIZE = 4
 
 
 def default_weights_path() -> Path:
     """The packaged weights (``holefill/weights/pconv_default.safetensors``)."""
-    return package_weights_dir() / DEFAULT_WEIGHTS_NAME
+    return packaged_file(DEFAULT_WEIGHTS_NAME)
 
 
 # ---------------------------------------------------------------------------------------------
-# The file format
+# The file format (holefill.weights, with format holefill-pconv)
 # ---------------------------------------------------------------------------------------------
-
-
-def weights_digest(tensors: dict[str, torch.Tensor]) -> str:
-    """sha256 over the tensors' names, dtypes, shapes and bytes, in name order."""
-    digest = hashlib.sha256()
-    for name in sorted(tensors):
-        tensor = tensors[name].detach().cpu().contiguous()
-        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 def save_pconv(
@@ -82,43 +76,6 @@ def save_pconv(
     return write_weights(state_dict, config, path, FORMAT, dtype=dtype, metadata=metadata)
 
 
-def write_weights(
-    state_dict: dict[str, torch.Tensor],
-    config: Any,
-    path: str | os.PathLike,
-    file_format: str,
-    *,
-    dtype: str = "float16",
-    metadata: dict[str, str] | None = None,
-) -> Path:
-    """A holefill weights file (PConv, content network): safetensors whose header holds
-    ``format``, the network's ``config`` (JSON), ``dtype`` and ``weights_sha256``; written
-    atomically."""
-    from safetensors.torch import save
-
-    from holefill.io import atomic_write_bytes
-
-    if dtype not in _DTYPES:
-        raise InputError(f"unknown export dtype {dtype!r}; use {', '.join(_DTYPES)}")
-    tensors = {
-        name: (
-            t.detach().to("cpu", _DTYPES[dtype]) if t.is_floating_point() else t.detach().cpu()
-        ).contiguous()
-        for name, t in state_dict.items()
-    }
-    header = {
-        **(metadata or {}),
-        "format": file_format,
-        "config": json.dumps(config.to_dict()),
-        "dtype": dtype,
-        "weights_sha256": weights_digest(tensors),
-    }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, save(tensors, metadata={k: str(v) for k, v in header.items()}))
-    return path
-
-
 def read_pconv(path: str | os.PathLike) -> tuple[Any, dict[str, torch.Tensor], dict[str, str]]:
     """``(config, tensors, header)`` of a weights file, without building the network."""
     from holefill.nn.unet import PConvConfig
@@ -132,64 +89,6 @@ def read_pconv(path: str | os.PathLike) -> tuple[Any, dict[str, torch.Tensor], d
     )
 
 
-def read_weights(
-    path: str | os.PathLike,
-    file_format: str,
-    config_type: Any,
-    *,
-    what: str,
-    export_hint: str,
-    kind: str | None = None,
-) -> tuple[Any, dict[str, torch.Tensor], dict[str, str]]:
-    """``(config, tensors, header)`` of a :func:`write_weights` file of ``file_format``;
-    :class:`WeightsError` for a missing (``what`` names it), unreadable or foreign file (not a
-    holefill ``kind`` file; default ``what``)."""
-    from safetensors import safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: {what} file not found")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            header = handle.metadata() or {}
-            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
-    except Exception as exc:  # noqa: BLE001 - safetensors raises several types for bad files
-        raise WeightsError(f"{path}: not a readable safetensors file ({exc})") from None
-    if header.get("format") != file_format or "config" not in header:
-        raise WeightsError(
-            f"{path}: not a holefill {kind or what} file (no {file_format} header); {export_hint}"
-        )
-    try:
-        config = config_type.from_dict(json.loads(header["config"]))
-    except (ValueError, TypeError) as exc:
-        raise WeightsError(f"{path}: the config in the header is invalid ({exc})") from None
-    return config, tensors, header
-
-
-def check_state(
-    tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], source: str
-) -> None:
-    """Raise :class:`WeightsError` unless ``tensors`` has exactly the expected names and shapes."""
-    missing = [name for name in expected if name not in tensors]
-    if missing:
-        raise WeightsError(
-            f"{source}: tensor {missing[0]!r} is missing "
-            f"({len(missing)} missing); the file does not match its config"
-        )
-    for name, reference in expected.items():
-        if tuple(tensors[name].shape) != tuple(reference.shape):
-            raise WeightsError(
-                f"{source}: tensor {name!r} has shape {tuple(tensors[name].shape)}, "
-                f"the config needs {tuple(reference.shape)}"
-            )
-    extra = [name for name in tensors if name not in expected]
-    if extra:
-        raise WeightsError(
-            f"{source}: unexpected tensor {extra[0]!r} ({len(extra)} extra); "
-            "the file does not match its config"
-        )
-
-
 def load_pconv(path: str | os.PathLike, device: str | torch.device = "cpu"):
     """Build a :class:`~holefill.nn.unet.PConvUNet` from a weights file, in eval mode, float32.
 
@@ -200,36 +99,7 @@ def load_pconv(path: str | os.PathLike, device: str | torch.device = "cpu"):
     """
     from holefill.nn.unet import PConvUNet
 
-    config, tensors, _ = read_pconv(path)
-    net = PConvUNet(config)
-    expected = net.state_dict()
-    check_state(tensors, expected, str(path))
-    net.load_state_dict({name: tensors[name].to(expected[name].dtype) for name in expected})
-    return net.to(device).eval().requires_grad_(False)
-
-
-def _cached_net(path: Path, device: torch.device):
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, str(device))
-    net = _CACHE.get(key)
-    if net is None:
-        net = load_pconv(path, device)
-        _CACHE[key] = net
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    _CACHE.move_to_end(key)
-    return net
-
-
-def _resolve_device(request: str) -> torch.device:
-    if request == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if request.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("device cuda was asked for but no CUDA GPU is available")
-    try:
-        return torch.device(request)
-    except RuntimeError:
-        raise InputError(f"unknown device {request!r}; use cpu, cuda or auto") from None
+    return load_network(path, read_pconv, PConvUNet, device)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -237,6 +107,11 @@ def _resolve_device(request: str) -> torch.device:
 # ---------------------------------------------------------------------------------------------
 
 
+@register_method(
+    "pconv",
+    summary="Partial-convolution U-Net (Liu et al. 2018), weights trained by holefill",
+    needs=(PackagedWeights(DEFAULT_WEIGHTS_NAME),),
+)
 class PConvInpainter(Inpainter):
     """Fill holes with a partial-convolution U-Net [1]_.
 
@@ -246,7 +121,7 @@ class PConvInpainter(Inpainter):
         A ``.safetensors`` file written by ``holefill train export`` (or at the end of a training
         run). Default: the packaged ``holefill/weights/pconv_default.safetensors``.
     device : str
-        ``cpu``, ``cuda`` or ``auto`` (cuda when available).
+        ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (cuda when available).
     strategy, max_side, margin, seed
         See :class:`~holefill.inpainter.Inpainter`. The network sees at most 512 px by default.
 
@@ -279,8 +154,8 @@ class PConvInpainter(Inpainter):
                 "or train one with `holefill train pconv` and export it"
             )
         self.weights = path
-        self.device = _resolve_device(device)
-        self.net = _cached_net(path, self.device)
+        self.device = resolve_device(device)
+        self.net = cached_network("pconv", path, self.device, lambda: load_pconv(path, self.device))
         self.size_multiple = int(self.net.size_multiple)  # overrides the class attribute
 
     def __repr__(self) -> str:
