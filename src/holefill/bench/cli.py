@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         elif action.dest == "vgg_weights":
             action.help = (
                 "VGG-19 weights of the VGG distance (and of methods that take it); "
-                "default $HOLEFILL_VGG_WEIGHTS, else the shared vgg19_to_relu4_1.pth"
+                "default $HOLEFILL_VGG_WEIGHTS; without either, no VGG distance"
             )
         elif action.dest == "method":
             action.help = "one method (same as --methods)"
@@ -152,15 +152,12 @@ def resolve_method_options(
 
 
 def _metric_vgg(args: argparse.Namespace) -> Path | None:
-    from holefill.paths import default_local_vgg19, vgg_weights_path
+    from holefill.paths import vgg_weights_path
 
     explicit = vgg_weights_path(args.vgg_weights)
-    if explicit is not None:
-        if not explicit.is_file():
-            raise InputError(f"{explicit}: VGG weights file not found")
-        return explicit
-    fallback = default_local_vgg19()
-    return fallback if fallback.is_file() else None
+    if explicit is not None and not explicit.is_file():
+        raise InputError(f"{explicit}: VGG weights file not found")
+    return explicit
 
 
 def _pairs(args: argparse.Namespace, seed: int):
