@@ -400,6 +400,46 @@ def test_time_budget_stops_checkpoints_and_exports(data_dirs, tmp_path):
     assert again.step == 2  # the budget is per invocation: one more step, then stop
 
 
+def test_a_run_of_the_former_pconv_trainer_resumes_exactly(data_dirs, tmp_path):
+    """Run folders written before the two trainers became one loop (checkpoints without a
+    ``kind`` entry, config.yaml without ``threads``) resume where they stopped and end exactly
+    where an uninterrupted run ends."""
+    steps = ("log_every=1", "ckpt_every=3", "optim.finetune_from_step=4")
+    straight = tmp_path / "straight"
+    train(_tiny(data_dirs[0], None, "optim.max_steps=6", *steps), straight, device="cpu")
+    old = tmp_path / "old"
+    train(_tiny(data_dirs[0], None, "optim.max_steps=3", *steps), old, device="cpu")
+    path = ckpt.latest_checkpoint(old)  # rewritten as the former trainer wrote it
+    state = torch.load(path, weights_only=True)
+    del state["kind"], state["config"]["threads"]
+    assert set(state) == {
+        "format",
+        "step",
+        "samples_seen",
+        "train_seconds",
+        "world_size",
+        "config",
+        "model",
+        "optimizer",
+        "scaler",
+        "rng",
+    }
+    torch.save(state, path)
+    saved = (old / "config.yaml").read_text()
+    (old / "config.yaml").write_text(saved.replace("threads: null\n", ""))
+    assert "threads" not in (old / "config.yaml").read_text()
+
+    assert (
+        train_main(["pconv", "--out", str(old), "--resume", "--device", "cpu", "max_steps=6"]) == 0
+    )
+    resumed = ckpt.load_checkpoint(ckpt.latest_checkpoint(old), kind="pconv")
+    reference = ckpt.load_checkpoint(ckpt.latest_checkpoint(straight))
+    assert resumed["step"] == reference["step"] == 6 and resumed["kind"] == "pconv"
+    for name, tensor in reference["model"].items():
+        assert torch.equal(resumed["model"][name], tensor), name
+    assert _losses(old) == _losses(straight)
+
+
 def test_pixel_loss_run_loads_no_feature_network(data_dirs, tmp_path):
     missing = tmp_path / "no-such-vgg.pth"
     vgg = ("loss.feature_net=vgg19", "loss.taps=null", "optim.max_steps=2")

@@ -690,8 +690,7 @@ class MaskFolder:
 
     Examples
     --------
-    >>> from holefill.paths import shared_dir
-    >>> folder = MaskFolder(shared_dir() / "data/masks/nvidia_irregular")  # doctest: +SKIP
+    >>> folder = MaskFolder("shared/data/masks/nvidia_irregular")  # doctest: +SKIP
     >>> {label: len(records) for label, records in folder.by_bin().items()}  # doctest: +SKIP
     {'0.01-0.1': 200, '0.1-0.2': 200, ...}
     """

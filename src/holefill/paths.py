@@ -3,7 +3,8 @@
 The package works the same from a clone and from a wheel: data and weights that are not shipped in
 the package come through an option (``--vgg-weights``) or an environment variable
 (``HOLEFILL_VGG_WEIGHTS``). Tests, benchmarks and scripts find the project's shared data folder
-themselves (``$HOLEFILL_SHARED``, else ``../shared``): that is a property of a clone, not of holefill.
+themselves (``tests/conftest.py``, ``benchmarks/shared_data.py``): that is a property of a clone,
+not of holefill.
 """
 
 from __future__ import annotations

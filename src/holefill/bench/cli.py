@@ -2,8 +2,8 @@
 
 Example::
 
-    holefill bench --images ../shared/data/val/imagenet256 \\
-        --masks ../shared/data/masks/nvidia_irregular --methods telea,navier_stokes \\
+    holefill bench --images "$HOLEFILL_SHARED/data/val/imagenet256" \\
+        --masks "$HOLEFILL_SHARED/data/masks/nvidia_irregular" --methods telea,navier_stokes \\
         --per-bin 10 --out reports/bench256
 """
 

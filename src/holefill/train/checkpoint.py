@@ -153,6 +153,18 @@ def checkpoint_kind(state: dict[str, Any]) -> str:
     return str(state.get("kind", "pconv"))
 
 
+def run_kind(run_dir: str | os.PathLike) -> str | None:
+    """The plug-in of a run folder's latest checkpoint (memory-mapped, not read); None if none."""
+    path = latest_checkpoint(run_dir)
+    if path is None:
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+        raise WeightsError(f"{path}: not a readable checkpoint ({exc})") from None
+    return checkpoint_kind(state) if isinstance(state, dict) else None
+
+
 def load_model_state(net: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
     """``net.load_state_dict(state)`` of a checkpoint; a mismatch is a one-line
     :class:`WeightsError` naming the checkpoint."""
@@ -285,6 +297,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "checkpoint_kind",
+    "run_kind",
     "load_model_state",
     "latest_checkpoint",
     "list_checkpoints",

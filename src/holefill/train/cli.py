@@ -113,8 +113,14 @@ def _expand_shorthands(args: argparse.Namespace, overrides: list[str]) -> list[s
 
 def resolve_config(args: argparse.Namespace):
     """The run's configuration from the saved/YAML base, the path flags and the overrides."""
+    from holefill.errors import InputError
+    from holefill.train.checkpoint import run_kind
     from holefill.train.config import SCHEMAS, load_config, read_yaml
 
+    command = getattr(args, "command", None) or "pconv"
+    kind = run_kind(args.out) if args.resume else None
+    if kind is not None and kind != command:
+        raise InputError(f"{args.out} holds a {kind} run: resume it with `holefill train {kind}`")
     base, config_file = None, args.config
     saved = Path(args.out) / "config.yaml"
     if args.resume and saved.is_file():  # continue the run as it was configured
@@ -134,7 +140,7 @@ def resolve_config(args: argparse.Namespace):
     values: dict = {"data": paths}
     if getattr(args, "init", None) is not None:
         values["init_weights"] = str(Path(args.init).resolve())
-    schema = SCHEMAS[getattr(args, "command", None) or "pconv"]
+    schema = SCHEMAS[command]
     return load_config(config_file, args.overrides, base=base, values=values, schema=schema)
 
 
