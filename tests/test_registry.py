@@ -38,10 +38,18 @@ def _environment(tmp_path: Path, vgg: str | None = None) -> dict[str, str]:
     return env
 
 
-def _python(code: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True, text=True, timeout=300
+def _python(code: str, tmp_path: Path) -> list[str]:
+    """Lines printed by ``python -c code`` in a user's environment (exit status 0 checked)."""
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=_environment(tmp_path),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.splitlines()
 
 
 def test_list_methods_in_a_fresh_interpreter(tmp_path):
@@ -56,9 +64,7 @@ def test_list_methods_in_a_fresh_interpreter(tmp_path):
         "print(methods)\n"
         "for m in methods: print(m, m.ready, m.reason, sep='|')\n"
     )
-    done = _python(code, _environment(tmp_path), tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
-    lines = done.stdout.splitlines()
+    lines = _python(code, tmp_path)
     assert lines[0] == "[]"  # import holefill is light
     assert "'neural_patch' (not ready: needs a VGG-19 file" in lines[1]
     status = {line.split("|")[0]: line.split("|")[1:] for line in lines[2:]}
@@ -81,9 +87,7 @@ def test_create_inpainter_and_inpaint_in_a_fresh_interpreter(tmp_path):
         "print(holefill.inpaint(image, hole, method='telea')[10, 10].tolist())\n"
         "print(type(holefill.create_inpainter('criminisi', patch_size=9)).__name__)\n"
     )
-    done = _python(code, _environment(tmp_path), tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.splitlines() == ["[90, 90, 90]", "CriminisiInpainter"]
+    assert _python(code, tmp_path) == ["[90, 90, 90]", "CriminisiInpainter"]
 
 
 def test_holefill_methods_command_says_ready_or_why_not(tmp_path):
@@ -121,9 +125,7 @@ def test_a_method_whose_package_is_missing_is_listed_as_not_ready(tmp_path):
         "except Exception as exc:\n"
         "    print(type(exc).__name__, exc, sep='|')\n"
     )
-    done = _python(code, _environment(tmp_path), tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
-    status = {line.split("|")[0]: line.split("|")[1:] for line in done.stdout.splitlines()}
+    status = {line.split("|")[0]: line.split("|")[1:] for line in _python(code, tmp_path)}
     for name in ("patchmatch", "criminisi"):
         ready, reason = status[name]
         assert ready == "False" and "cannot be imported" in reason and "numba" in reason
@@ -161,3 +163,17 @@ def test_a_missing_packaged_weights_file_makes_pconv_not_ready(monkeypatch, tmp_
     assert not pconv.ready
     assert "pconv_default.safetensors are not installed" in pconv.reason
     assert "--weights FILE" in pconv.reason
+
+
+def test_a_method_without_its_vgg_file_fails_in_one_line(tmp_path, monkeypatch):
+    """What `holefill fill -m neural_patch` says with no VGG-19 anywhere: no download."""
+    from holefill.errors import WeightsError
+
+    monkeypatch.delenv("HOLEFILL_VGG_WEIGHTS", raising=False)
+    monkeypatch.setattr("torch.hub.get_dir", lambda: str(tmp_path))
+    with pytest.raises(WeightsError) as info:
+        holefill.create_inpainter("neural_patch")
+    message = str(info.value)
+    assert message.startswith("neural_patch: needs a VGG-19 file: pass --vgg-weights PATH")
+    assert "download_vgg=true" in message and "\n" not in message
+    assert list(tmp_path.iterdir()) == []

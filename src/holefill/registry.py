@@ -289,6 +289,8 @@ def create_inpainter(name: str, **options: Any):
         No such method.
     InputError
         An option the method does not have (the message lists the ones it has).
+    WeightsError
+        Weights it needs are missing or damaged; the message starts with the method's name.
     """
     cls = get_method_class(name)
     known = method_options(name)
@@ -297,7 +299,10 @@ def create_inpainter(name: str, **options: Any):
         raise InputError(
             f"method {name!r} has no option {', '.join(unknown)}; options: {', '.join(sorted(known))}"
         )
-    return cls(**options)
+    try:
+        return cls(**options)
+    except WeightsError as exc:  # "neural_patch: needs a VGG-19 file: pass --vgg-weights ..."
+        raise WeightsError(f"{name}: {exc}") from None
 
 
 def methods_report() -> str:

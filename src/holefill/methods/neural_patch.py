@@ -86,23 +86,9 @@ def save_content(
     dtype: str = "float16",
     metadata: dict[str, str] | None = None,
 ) -> Path:
-    """Write a content network as safetensors with its config in the header (atomically).
-
-    Parameters
-    ----------
-    state_dict : dict
-        ``ContentNet.state_dict()``; floating tensors are stored as ``dtype``.
-    config : ContentNetConfig
-    path : path
-        Output ``.safetensors`` file.
-    dtype : {"float16", "bfloat16", "float32"}
-    metadata : dict of str, optional
-        Extra header entries (``step``, ``train_config``...).
-
-    Returns
-    -------
-    pathlib.Path
-    """
+    """Write a :class:`~holefill.nn.content.ContentNet`'s ``state_dict`` and ``config`` as a
+    ``holefill-content`` weights file: :func:`holefill.weights.write_weights`, whose parameters
+    these are."""
     return write_weights(state_dict, config, path, FORMAT, dtype=dtype, metadata=metadata)
 
 

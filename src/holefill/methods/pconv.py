@@ -54,25 +54,9 @@ def save_pconv(
     dtype: str = "float16",
     metadata: dict[str, str] | None = None,
 ) -> Path:
-    """Write a network's weights as safetensors with its config in the header (atomically).
-
-    Parameters
-    ----------
-    state_dict : dict
-        ``PConvUNet.state_dict()``; floating tensors are stored as ``dtype``, others unchanged.
-    config : PConvConfig
-        The network's configuration.
-    path : path
-        Output ``.safetensors`` file.
-    dtype : {"float16", "bfloat16", "float32"}
-    metadata : dict of str, optional
-        Extra header entries (``step``, ``train_config``...).
-
-    Returns
-    -------
-    pathlib.Path
-        ``path``.
-    """
+    """Write a :class:`~holefill.nn.unet.PConvUNet`'s ``state_dict`` and ``config`` as a
+    ``holefill-pconv`` weights file: :func:`holefill.weights.write_weights`, whose parameters
+    these are."""
     return write_weights(state_dict, config, path, FORMAT, dtype=dtype, metadata=metadata)
 
 
