@@ -6,6 +6,7 @@ Adding a method touches one line here and one file under ``holefill/methods``.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 from dataclasses import dataclass
 from typing import Any
