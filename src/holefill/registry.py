@@ -107,13 +107,23 @@ def method_options(name: str) -> dict[str, dict[str, Any]]:
     return options
 
 
-def create_inpainter(name: str, **options: Any):
-    """Build the inpainter registered under ``name`` with keyword ``options``."""
-    cls = get_method_class(name)
+def check_options(name: str, options: Any, *, hidden: Any = ()) -> None:
+    """Refuse options ``name`` does not take: the one unknown-option check of holefill.
+
+    Raises :class:`UnknownMethodError` for an unknown method and :class:`InputError` naming the
+    unknown options and the known ones (less ``hidden``, options a caller may not set).
+    """
     known = method_options(name)
     unknown = sorted(set(options) - set(known))
     if unknown:
+        shown = sorted(set(known) - set(hidden))
         raise InputError(
-            f"method {name!r} has no option {', '.join(unknown)}; options: {', '.join(sorted(known))}"
+            f"method {name!r} has no option {', '.join(unknown)}; "
+            f"options: {', '.join(shown) or '(none)'}"
         )
-    return cls(**options)
+
+
+def create_inpainter(name: str, **options: Any):
+    """Build the inpainter registered under ``name`` with keyword ``options``."""
+    check_options(name, options)
+    return get_method_class(name)(**options)
