@@ -62,7 +62,7 @@ def inpaint(
     dilate : int
         Grow the hole by this many pixels (negative: shrink it), with an elliptical kernel.
     max_pixels : int
-        Refuse larger images (100 megapixels); 0: no limit.
+        Refuse larger images (100 megapixels), checked before decoding.
     **options
         The method's options (see ``holefill methods``), e.g. ``patch_size=7`` or ``strategy="crop"``.
 

@@ -123,8 +123,7 @@ def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-pixels",
         type=int,
         default=DEFAULT_MAX_PIXELS,
-        help=f"refuse larger images, checked before decoding; 0: no limit "
-        f"(default {DEFAULT_MAX_PIXELS:,})",
+        help=f"refuse images with more pixels, checked before decoding ({DEFAULT_MAX_PIXELS:,})",
     )
 
 
@@ -156,15 +155,20 @@ def add_workers_argument(parser, *, help_suffix: str = "") -> None:
     )
 
 
-def workers_from_args(args: argparse.Namespace) -> int:
-    """``--workers`` checked, the default resolved to the cores this process may use."""
+def default_workers() -> int:
+    """The cores this process may use: the default of ``--workers``."""
     import os
 
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def workers_from_args(args: argparse.Namespace) -> int:
+    """``--workers`` checked, its default resolved by :func:`default_workers`."""
     if args.workers is None:
-        try:
-            return len(os.sched_getaffinity(0))
-        except AttributeError:  # not Linux
-            return os.cpu_count() or 1
+        return default_workers()
     if args.workers < 0:
         raise InputError(f"--workers must be 0 or more, got {args.workers}")
     return args.workers

@@ -216,6 +216,8 @@ def _load(name: str, resolved: dict[str, Any]):
 
 def decode_image(image: Any, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
     """Decode ``image`` (path, file object, bytes, PIL image or array) for the pipeline."""
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
+        raise InputError(f"the pixel limit must be a positive number, got {max_pixels!r}")
     if isinstance(image, np.ndarray):
         return _from_array(image)
     if _is_tensor(image):
@@ -251,6 +253,30 @@ def _from_array(array: np.ndarray) -> LoadedImage:
     raise InputError(f"image array must be (H, W), (H, W, 3) or (H, W, 4), got {array.shape}")
 
 
+def read_hole(
+    mask: Any,
+    *,
+    threshold: int = DEFAULT_THRESHOLD,
+    invert: bool = False,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> tuple[np.ndarray, float]:
+    """The mask rule on a mask of any kind (path, file object, bytes, PIL image, array, tensor).
+
+    Returns the bool ``(H, W)`` hole and the mask's largest value on the 0-255 scale, which
+    explains an empty result.
+    """
+    if mask is None:
+        raise InputError("no mask given: pass a mask (or use the image's alpha channel)")
+    if _is_tensor(mask):
+        mask = mask.detach().cpu().numpy()
+    if not isinstance(mask, np.ndarray):
+        mask = read_mask_values(mask, max_pixels=max_pixels)
+    if mask.ndim == 3 and mask.shape[0] == 1:  # a (1, H, W) tensor
+        mask = mask[0]
+    hole = to_hole(mask, threshold=threshold, invert=invert)
+    return hole, 0.0 if invert else peak_level(mask)
+
+
 def decode_hole(
     mask: Any,
     image: LoadedImage,
@@ -258,26 +284,17 @@ def decode_hole(
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> tuple[np.ndarray, float]:
-    """The hole of ``image``: the mask rule, the size check (or resize), then ``dilate``.
-
-    Returns the bool ``(H, W)`` hole and the mask's largest value on the 0-255 scale (0 with
-    ``from_alpha``), which explains an empty result.
-    """
+    """The hole of ``image``: the mask rule (:func:`read_hole`, or the image's alpha with
+    ``from_alpha``), the size check (or resize), then ``dilate``; and the mask's peak value."""
     if options.from_alpha:
         if image.alpha is None:
             raise InputError("the image has no alpha channel to use as the mask")
         hole = to_hole(image.alpha, threshold=options.threshold, invert=not options.invert)
         peak = 0.0
     else:
-        if mask is None:
-            raise InputError("no mask given: pass a mask (or use the image's alpha channel)")
-        if _is_tensor(mask):
-            mask = mask.detach().cpu().numpy()
-        if not isinstance(mask, np.ndarray):
-            mask = read_mask_values(mask, max_pixels=max_pixels)
-        mask = np.squeeze(mask, axis=0) if mask.ndim == 3 and mask.shape[0] == 1 else mask
-        hole = to_hole(mask, threshold=options.threshold, invert=options.invert)
-        peak = 0.0 if options.invert else peak_level(mask)
+        hole, peak = read_hole(
+            mask, threshold=options.threshold, invert=options.invert, max_pixels=max_pixels
+        )
     hole = match_mask(hole, image.size, resize=options.resize)
     return grow_hole(hole, options.dilate), peak
 
@@ -424,7 +441,7 @@ def fill_image(
     output : OutputOptions
         Encode to ``output.format`` (bytes in ``FillResult.data``); None keeps arrays only.
     max_pixels : int
-        Refuse larger images (and masks), checked on the header before decoding; 0: no limit.
+        Refuse larger images (and masks), checked on the header before decoding.
 
     Returns
     -------
@@ -479,5 +496,6 @@ __all__ = [
     "is_gray",
     "load_method",
     "method_settings",
+    "read_hole",
     "to_8bit",
 ]
