@@ -225,13 +225,20 @@ def test_first_command_writes_an_ignored_filled_png(sandbox):
 
 
 def test_using_it_commands(sandbox):
+    """Every command of "Using it" but the bench (20 s: a pool of two processes that each import
+    torch), which :func:`test_using_it_bench_command` runs among the slow checks."""
     commands = _section_commands("Using it")
     assert any("--dilate" in command for command in commands)
-    _run_all(commands, sandbox)
+    _run_all([command for command in commands if not command.startswith("holefill bench")], sandbox)
     for name in ("out.png", "out.jpg", "grown.png", "filled/a.png", "filled/b.png", "opaque.png"):
         assert (sandbox / name).is_file(), name
-    assert (sandbox / "report" / "summary.md").is_file()
     assert sorted(p.name for p in (sandbox / "batch_out").glob("*.png")) == ["a.png", "b.png"]
+
+
+@pytest.mark.slow
+def test_using_it_bench_command(sandbox):
+    _run_all([c for c in _section_commands("Using it") if c.startswith("holefill bench")], sandbox)
+    assert (sandbox / "report" / "summary.md").is_file()
 
 
 @pytest.mark.slow
