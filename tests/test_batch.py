@@ -20,8 +20,9 @@ import holefill
 from holefill.batch import BatchJob, FillSettings, read_results, run_batch
 from holefill.batch.cli import main as batch_main
 from holefill.batch.local import run_local
-from holefill.batch.manifest import RESULT_COLUMNS, BatchItem, LocalStore
+from holefill.batch.manifest import BatchItem
 from holefill.batch.ray_engine import ITEMS_PER_BLOCK, MAX_BLOCKS, _block_count, _pipeline_size
+from holefill.batch.store import RESULT_COLUMNS, LocalStore
 from holefill.cli import main as holefill_main
 from holefill.errors import HolefillError
 

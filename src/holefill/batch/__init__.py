@@ -22,16 +22,13 @@ from pathlib import Path
 
 from holefill.batch.local import FillSettings, run_local
 from holefill.batch.manifest import (
-    ItemResult,
     ItemSource,
-    OutputStore,
     check_items,
     is_uri,
     items_from_folders,
     items_from_manifest,
-    open_store,
-    read_results,
 )
+from holefill.batch.store import ItemResult, OutputStore, open_store, read_results
 from holefill.cli import default_workers
 from holefill.errors import InputError
 

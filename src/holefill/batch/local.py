@@ -21,7 +21,8 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from holefill.batch.manifest import BatchItem, ItemResult, OutputStore, local_input, open_store
+from holefill.batch.manifest import BatchItem, local_input
+from holefill.batch.store import ItemResult, OutputStore, open_store
 from holefill.errors import HolefillError
 from holefill.io import DEFAULT_MAX_PIXELS
 from holefill.pipeline import MaskOptions, OutputOptions, fill_image

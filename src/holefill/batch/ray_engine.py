@@ -29,7 +29,8 @@ from holefill.batch.local import (
     note_of,
     result_for,
 )
-from holefill.batch.manifest import BatchItem, ItemResult, OutputStore
+from holefill.batch.manifest import BatchItem
+from holefill.batch.store import ItemResult, OutputStore
 from holefill.errors import HolefillError
 
 #: one item per block up to this many items: the actors share the work evenly to the last item
