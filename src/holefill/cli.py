@@ -140,9 +140,7 @@ def add_output_arguments(parser: argparse.ArgumentParser, *, out_help: str):
 
 
 def add_quiet_argument(parser) -> None:
-    parser.add_argument(
-        "-q", "--quiet", action="store_true", help="print only warnings and errors"
-    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only warnings and errors")
 
 
 def add_workers_argument(parser, *, help_suffix: str = "") -> None:

@@ -44,7 +44,11 @@ _LUMA_WEIGHTS = (19595, 38470, 7471)
 
 def check_threshold(threshold: int) -> int:
     """``threshold`` as an int in 0-255, or :class:`InputError`."""
-    if isinstance(threshold, bool) or not float(threshold).is_integer() or not 0 <= threshold <= 255:
+    if (
+        isinstance(threshold, bool)
+        or not float(threshold).is_integer()
+        or not 0 <= threshold <= 255
+    ):
         raise InputError(f"the mask threshold must be an integer from 0 to 255, got {threshold!r}")
     return int(threshold)
 

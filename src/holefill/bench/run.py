@@ -14,7 +14,6 @@ import io
 import json
 import math
 import os
-import time
 import warnings
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed

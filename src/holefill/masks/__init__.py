@@ -7,13 +7,6 @@ the NVIDIA irregular mask test set (Liu et al. 2018): six hole-ratio bins ``(lo,
 Three modules, one role each: :mod:`holefill.masks.measures` (hole ratio, bins, border test),
 :mod:`holefill.masks.generate` (seeded generators) and :mod:`holefill.masks.folder` (mask folders
 with their labels). Which mask values are holes is decided once, in :mod:`holefill.mask_rule`.
-
-References
-----------
-.. [1] G. Liu, F. A. Reda, K. J. Shih, T.-C. Wang, A. Tao and B. Catanzaro, "Image Inpainting for
-   Irregular Holes Using Partial Convolutions", ECCV 2018.
-.. [2] J. Yu, Z. Lin, J. Yang, X. Shen, X. Lu and T. S. Huang, "Free-Form Image Inpainting with
-   Gated Convolution", ICCV 2019.
 """
 
 from holefill.masks.folder import MaskFolder, MaskRecord
