@@ -1,4 +1,5 @@
-"""The contract every registered method keeps (shape, dtype, range, known pixels, determinism)."""
+"""The contract every registered method keeps (shape, dtype, range, known pixels, determinism,
+a fill better than a flat one), with the weights holefill ships."""
 
 from __future__ import annotations
 
@@ -63,13 +64,35 @@ def test_seeded_determinism(name):
     assert torch.equal(first, second)
 
 
+def _smooth(height: int, width: int) -> torch.Tensor:
+    """A smooth colour ramp in [0.1, 0.9]: any sensible fill beats a flat mean there."""
+    yy, xx = torch.meshgrid(
+        torch.linspace(0, 1, height), torch.linspace(0, 1, width), indexing="ij"
+    )
+    return (0.1 + 0.8 * torch.stack([xx, yy, (xx + yy) / 2]))[None]
+
+
+#: exemplar methods copy known pixels: on a ramp a copy is no better than a flat fill
+COPYING = {"criminisi"}
+
+
 @pytest.mark.parametrize("name", METHODS)
 def test_tiny_image(name):
-    image, hole = _inputs(12, 12)
-    hole.zero_()
-    hole[..., 5:7, 5:7] = 1
+    image = _smooth(12, 12)
+    hole = torch.zeros(1, 1, 12, 12)
+    hole[..., 3:5, 3:5] = 1
     out = _make(name).fill(image, hole)
-    assert out.shape == image.shape and torch.isfinite(out).all()
+    known = (hole == 0).expand_as(image)
+    assert out.shape == image.shape and torch.equal(out[known], image[known])
+    filled = out[0].permute(1, 2, 0)[hole[0, 0] > 0]  # (4, 3) hole pixels
+    if name in COPYING:  # each filled pixel is a copy of a known one
+        sources = image[0].permute(1, 2, 0)[hole[0, 0] == 0]
+        assert all((sources == pixel).all(dim=1).any() for pixel in filled)
+        return
+    truth = image[0].permute(1, 2, 0)[hole[0, 0] > 0]
+    flat = image[known].reshape(3, -1).mean(dim=1)
+    error, flat_error = (filled - truth).abs().mean(), (flat - truth).abs().mean()
+    assert error < flat_error, f"{name}: {error:.3f} vs a flat mean fill's {flat_error:.3f}"
 
 
 @pytest.mark.parametrize("name", METHODS)

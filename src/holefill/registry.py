@@ -280,6 +280,22 @@ def method_options(name: str) -> dict[str, dict[str, Any]]:
     return options
 
 
+def check_options(name: str, options: Any, *, hidden: Any = ()) -> None:
+    """Refuse options ``name`` does not take: the one unknown-option check of holefill.
+
+    Raises :class:`UnknownMethodError` for an unknown method and :class:`InputError` naming the
+    unknown options and the known ones (less ``hidden``, options a caller may not set).
+    """
+    known = method_options(name)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        shown = sorted(set(known) - set(hidden))
+        raise InputError(
+            f"method {name!r} has no option {', '.join(unknown)}; "
+            f"options: {', '.join(shown) or '(none)'}"
+        )
+
+
 def create_inpainter(name: str, **options: Any):
     """Build the inpainter registered under ``name`` with keyword ``options``.
 
@@ -292,13 +308,55 @@ def create_inpainter(name: str, **options: Any):
     WeightsError
         Weights it needs are missing or damaged; the message starts with the method's name.
     """
+    check_options(name, options)
     cls = get_method_class(name)
+    try:
+        return cls(**options)
+    except WeightsError as exc:  # "neural_patch: needs a VGG-19 file: pass --vgg-weights ..."
+        raise WeightsError(f"{name}: {exc}") from None
+
+
+def methods_report() -> str:
+    """What ``holefill methods`` prints: each method, ready or not (why, how to fix), options."""
+    lines = []
+    for entry in describe_methods():
+        state = "ready" if entry.ready else "NOT READY"
+        lines.append(f"{entry.name:14s} {state:9s}  {entry.summary}".rstrip())
+        if not entry.ready:
+            lines.append(f"{'':14s}   {entry.reason}")
+        if entry.cls is None:
+            continue
+        if entry.needs:
+            lines.append(f"{'':14s}   needs: {', '.join(map(str, entry.needs))}")
+        shown = ", ".join(f"{k}={v['default']!r}" for k, v in method_options(entry.name).items())
+        lines.append(f"{'':14s}   options: {shown}")
+    return "\n".join(lines)
+
+
+__all__ = [
+    "register_method",
+    "Package",
+    "PackagedWeights",
+    "VGG19File",
+    "MethodEntry",
+    "MethodName",
+    "list_methods",
+    "describe_methods",
+    "get_method_class",
+    "method_options",
+    "check_options",
+    "create_inpainter",
+    "methods_report",
+]
     known = method_options(name)
     unknown = sorted(set(options) - set(known))
     if unknown:
+        shown = sorted(set(known) - set(hidden))
         raise InputError(
-            f"method {name!r} has no option {', '.join(unknown)}; options: {', '.join(sorted(known))}"
+            f"method {name!r} has no option {', '.join(unknown)}; "
+            f"options: {', '.join(shown) or '(none)'}"
         )
+<<<<<<< HEAD
     try:
         return cls(**options)
     except WeightsError as exc:  # "neural_patch: needs a VGG-19 file: pass --vgg-weights ..."
@@ -336,3 +394,11 @@ __all__ = [
     "create_inpainter",
     "methods_report",
 ]
+=======
+
+
+def create_inpainter(name: str, **options: Any):
+    """Build the inpainter registered under ``name`` with keyword ``options``."""
+    check_options(name, options)
+    return get_method_class(name)(**options)
+>>>>>>> pipeline

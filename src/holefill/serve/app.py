@@ -30,16 +30,15 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from holefill.api import default_method, fill_pixels, get_inpainter
 from holefill.errors import HolefillError, ImageTooLargeError, InputError
-from holefill.io import encode_image, read_image, read_mask
-from holefill.registry import describe_methods, method_options
+from holefill.io import DEFAULT_MAX_PIXELS
+from holefill.pipeline import MaskOptions, OutputOptions, default_method, fill_image
+from holefill.registry import check_options, describe_methods, method_options
 
 try:  # python-multipart >= 0.0.13 is imported as python_multipart
     from python_multipart.exceptions import MultipartParseError
@@ -64,7 +63,7 @@ class ServeConfig:
     Parameters
     ----------
     method : str, optional
-        Method used when a request names none; default :func:`holefill.api.default_method`.
+        Method used when a request names none; default :func:`holefill.pipeline.default_method`.
     options : dict
         Method options given when the server started (``--radius 5``, ``--device cuda``, ...);
         applied to every method that accepts them. Clients may override those that are not
@@ -72,7 +71,8 @@ class ServeConfig:
     max_upload_mb : float
         Largest request body, in MiB.
     max_pixels : int
-        Largest image (and mask), in pixels, checked on the file header before decoding.
+        Largest image (and mask), in pixels, checked on the file header before decoding
+        (``--max-pixels``, the same limit and default as every holefill command).
     workers : int
         Fills running at once.
     queue_size : int
@@ -82,7 +82,7 @@ class ServeConfig:
     method: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     max_upload_mb: float = 50.0
-    max_pixels: int = 40_000_000
+    max_pixels: int = DEFAULT_MAX_PIXELS
     workers: int = 1
     queue_size: int = 4
 
@@ -289,6 +289,7 @@ class _FillJob:
     mask: bytes
     method: str
     options: dict[str, Any]
+    mask_options: MaskOptions = field(default_factory=MaskOptions)
 
 
 def _text_field(form: dict[str, _Part], name: str) -> str:
@@ -329,47 +330,37 @@ class FillService:
         method = _text_field(form, "method") or self.config.method
         client = _client_options(_text_field(form, "options"))
         accepted = method_options(method)  # raises UnknownMethodError (422) for a bad name
-        unknown = sorted(set(client) - set(accepted))
-        if unknown:
-            settable = sorted(name for name in accepted if not _is_server_only(name))
-            raise InputError(
-                f"method {method!r} has no option {', '.join(unknown)}; "
-                f"options: {', '.join(settable) or '(none)'}"
-            )
+        check_options(method, client, hidden=[name for name in accepted if _is_server_only(name)])
         options = {name: value for name, value in self.config.options.items() if name in accepted}
         options.update(client)
         return _FillJob(_file_field(form, "image"), _file_field(form, "mask"), method, options)
 
-    def run(self, job: _FillJob) -> bytes:
+    def run(self, job: _FillJob) -> FillOutcome:
         """Fill ``job`` as PNG bytes; blocks the calling thread until a worker is free."""
         with self.queue.slot():
             return self._fill(job)
 
-    def _fill(self, job: _FillJob) -> bytes:
-        limit = self.config.max_pixels
-        loaded = read_image(_named(job.image, "image"), max_pixels=limit)
-        hole = read_mask(_named(job.mask, "mask"), max_pixels=limit)
-        if hole.shape != loaded.size:
-            raise InputError(
-                f"the mask is {hole.shape[1]}x{hole.shape[0]} but the image is "
-                f"{loaded.size[1]}x{loaded.size[0]} pixels; they must be the same size"
-            )
-        if not hole.any():
-            raise InputError("the mask is empty: paint the area to fill in white")
-        try:
-            inpainter = get_inpainter(job.method, **job.options)
-        except (TypeError, ValueError) as exc:
-            if isinstance(exc, HolefillError):
-                raise
-            raise InputError(f"invalid options for {job.method}: {exc}") from None
-        filled = fill_pixels(loaded.pixels, hole, inpainter)
-        return encode_image(
-            filled,
-            "PNG",
-            alpha=_alpha_like(loaded.alpha, filled),
-            exif=loaded.exif or None,
-            icc=loaded.icc,
+    def _fill(self, job: _FillJob) -> FillOutcome:
+        """The pipeline on one request: the PNG keeps 16 bits, grey stays grey; an empty mask
+        is not an error (the image comes back unchanged, with the pipeline's warning)."""
+        result = fill_image(
+            _named(job.image, "image"),
+            _named(job.mask, "mask"),
+            job.method,
+            job.options,
+            mask_options=job.mask_options,
+            output=OutputOptions("PNG"),
+            max_pixels=self.config.max_pixels,
         )
+        return FillOutcome(result.data, result.warning)
+
+
+@dataclass
+class FillOutcome:
+    """A filled PNG and the warning the fill gave, if any (an empty mask)."""
+
+    png: bytes
+    warning: str | None = None
 
 
 def _named(data: bytes, name: str) -> io.BytesIO:
@@ -377,12 +368,6 @@ def _named(data: bytes, name: str) -> io.BytesIO:
     buffer = io.BytesIO(data)
     buffer.name = name
     return buffer
-
-
-def _alpha_like(alpha: np.ndarray | None, pixels: np.ndarray) -> np.ndarray | None:
-    if alpha is None or alpha.dtype == pixels.dtype:
-        return alpha
-    return (alpha // 257).astype(np.uint8) if pixels.dtype == np.uint8 else alpha
 
 
 # -- the application ----------------------------------------------------------------------------
@@ -418,7 +403,11 @@ _INPAINT_OPENAPI: dict[str, Any] = {
     },
 }
 _INPAINT_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"image/png": {}}, "description": "the filled image, same size as the input"},
+    200: {
+        "content": {"image/png": {}},
+        "description": "the filled image, same size, grey and bit depth as the input; for an "
+        "empty mask the image unchanged, with an X-Holefill-Warning header",
+    },
     413: {"description": "upload or image too large"},
     415: {"description": "not multipart/form-data"},
     422: {"description": "undecodable image, size mismatch, unknown method or option"},
@@ -522,7 +511,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
                 body = await _read_body(request, config.max_upload_bytes)
                 job = service.job(_parse_form(body, request.headers.get("content-type", "")))
                 del body
-                png = await run_in_threadpool(service.run, job)
+                outcome = await run_in_threadpool(service.run, job)
         except HTTPException:
             raise
         except ClientDisconnect:
@@ -539,14 +528,13 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
             logger.exception("fill failed")
             raise HTTPException(500, f"the fill failed: {_one_line(exc)}") from None
         seconds = time.monotonic() - start
-        return Response(
-            png,
-            media_type="image/png",
-            headers={
-                "Cache-Control": "no-store",
-                "X-Holefill-Method": job.method,
-                "X-Holefill-Seconds": f"{seconds:.3f}",
-            },
-        )
+        headers = {
+            "Cache-Control": "no-store",
+            "X-Holefill-Method": job.method,
+            "X-Holefill-Seconds": f"{seconds:.3f}",
+        }
+        if outcome.warning:
+            headers["X-Holefill-Warning"] = outcome.warning
+        return Response(outcome.png, media_type="image/png", headers=headers)
 
     return app

@@ -8,7 +8,7 @@ import socket
 import sys
 from typing import Any
 
-from holefill.cli import add_method_arguments, method_options_from_args
+from holefill.cli import add_limit_arguments, add_method_arguments, method_options_from_args
 from holefill.errors import HolefillError, InputError
 
 
@@ -28,9 +28,7 @@ def _build_parser() -> argparse.ArgumentParser:
     server.add_argument(
         "--max-upload-mb", type=float, default=50.0, help="largest request body in MB (50)"
     )
-    server.add_argument(
-        "--max-pixels", type=int, default=40_000_000, help="largest image in pixels (40 megapixels)"
-    )
+    add_limit_arguments(server)
     server.add_argument(
         "--queue-size",
         type=int,
@@ -98,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         raise HolefillError(
             f"`holefill serve` needs the serve extra: pip install 'holefill[serve]' ({exc})"
         ) from None
-    from holefill.api import get_inpainter
+    from holefill.pipeline import load_method
 
     config = ServeConfig(
         method=args.method,
@@ -107,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         max_pixels=args.max_pixels,
         queue_size=args.queue_size,
     )
-    get_inpainter(config.method, **config.options)  # fail now on a bad method, load models once
+    load_method(config.method, **config.options)  # fail now on a bad method, load models once
     app = create_app(config)
     app.state.service.methods()  # import every method now, so the page opens at once
     sock = bind_socket(args.host, args.port)
