@@ -14,9 +14,23 @@ from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from holefill.bench import cli, run
-from holefill.bench.metrics import VGGDistance, image_metrics
+from holefill.bench.metrics import (
+    METRICS,
+    HoleVGGDistance,
+    VGGDistance,
+    hole_texture_ratio,
+    image_metrics,
+    out_of_palette_pct,
+)
 from holefill.bench.pairs import draw_pairs, read_pairs
-from holefill.bench.report import PLOT_FILE, PLOT_SIZE, grid_size
+from holefill.bench.report import (
+    PLOT_FILE,
+    PLOT_SIZE,
+    SCATTER_FILE,
+    grid_size,
+    scatter_points,
+    summarize,
+)
 from holefill.errors import InputError
 
 SIZE = 64
@@ -182,7 +196,7 @@ def test_written_pairs_read_back(data, tmp_path):
 def test_telea_summary_matches_skimage_on_cv2_inpaint(pairs_file, tmp_path):
     out = tmp_path / "report"
     assert _bench(out, "--pairs", str(pairs_file), "--strategy", "original", "--grids", "0") == 0
-    psnrs, ssims, l1s = [], [], []
+    psnrs, ssims, l1s, ratios, palette = [], [], [], [], []
     for pair in read_pairs(pairs_file):
         truth = np.asarray(Image.open(pair.image).convert("RGB"))
         hole = np.asarray(Image.open(pair.mask)) > 127
@@ -190,13 +204,33 @@ def test_telea_summary_matches_skimage_on_cv2_inpaint(pairs_file, tmp_path):
         psnrs.append(peak_signal_noise_ratio(truth, filled, data_range=255))
         ssims.append(structural_similarity(truth, filled, data_range=255, channel_axis=2))
         l1s.append(np.abs(truth.astype(float) - filled).mean() / 255 * 100)
+        ratios.append(hole_texture_ratio(filled, truth, hole))
+        palette.append(
+            (out_of_palette_pct(filled, truth, hole), out_of_palette_pct(truth, truth, hole))
+        )
     rows = _results(out)
     assert [float(r["psnr"]) for r in rows] == pytest.approx(psnrs, abs=1e-5)
+    assert [float(r["texture_ratio"]) for r in rows] == pytest.approx(ratios, abs=1e-5)
+    measured = [
+        [float(r["out_of_palette_pct"]), float(r["truth_out_of_palette_pct"])] for r in rows
+    ]
+    assert np.allclose(measured, palette, atol=1e-5)
+    assert all(r["vgg_hole"] == r["vgg_dist"] == "" for r in rows)  # --no-vgg
     summary = json.loads((out / "summary.json").read_text())
     assert summary["metrics"]["psnr"]["telea"]["all"]["all"] == pytest.approx(np.mean(psnrs))
     assert summary["metrics"]["ssim"]["telea"]["all"]["all"] == pytest.approx(np.mean(ssims))
     assert summary["metrics"]["l1_pct"]["telea"]["all"]["all"] == pytest.approx(np.mean(l1s))
     assert summary["counts"]["telea"]["all"]["all"] == 4
+    texture = summary["metrics"]["texture_ratio"]["telea"]["all"]
+    assert texture["all"] == pytest.approx(np.median(ratios), abs=1e-5)  # a median, not a mean
+    assert np.median(ratios) != pytest.approx(np.mean(ratios), abs=1e-3)
+    assert summary["aggregate"]["texture_ratio"] == "median"
+    large = [i for i, r in enumerate(rows) if r["bin"] != "0.01-0.1"]
+    assert 0 < len(large) < 4
+    assert texture["0.1-0.6"] == pytest.approx(np.median([ratios[i] for i in large]), abs=1e-5)
+    assert "vgg_hole" not in summary["metrics"]
+    assert not (out / SCATTER_FILE).exists()
+    assert "VGG distances (whole image and hole) not computed (--no-vgg)" in summary["notes"]
 
 
 def test_hole_metrics():
@@ -245,6 +279,70 @@ def test_vgg_distance_is_the_lpips_baseline(shared):
     assert distance(blurred, truth) == pytest.approx(np.mean(expected), rel=1e-4)
     assert distance(truth, truth) == 0
     assert distance(cv2.GaussianBlur(truth, (9, 9), 4), truth) > distance(blurred, truth)
+
+
+def test_bench_vgg_hole_distance_and_scatter_plot(pairs_file, tmp_path, shared):
+    weights = shared / "weights" / "vgg19_to_relu4_1.pth"
+    out = tmp_path / "report"
+    args = ["--pairs", str(pairs_file), "--out", str(out), "--size", str(SIZE), "--grids", "0"]
+    assert cli.main([*args, "--methods", "telea", "--strategy", "original", "--no-progress"]) == 0
+    distance = HoleVGGDistance(weights)
+    expected = []
+    for pair in read_pairs(pairs_file):
+        truth = np.asarray(Image.open(pair.image).convert("RGB"))
+        hole = np.asarray(Image.open(pair.mask)) > 127
+        filled = cv2.inpaint(truth, hole.astype(np.uint8), 3.0, cv2.INPAINT_TELEA)
+        expected.append(distance(filled, truth, hole))
+    assert [float(r["vgg_hole"]) for r in _results(out)] == pytest.approx(expected, rel=1e-4)
+    with Image.open(out / SCATTER_FILE) as plot:
+        assert plot.size == (700, 560)
+    rows = _results(out)
+    summary = summarize(rows, ["telea"], [m for m in METRICS if rows[0][m] != ""])
+    bins, points = scatter_points(summary)
+    large = [i for i, r in enumerate(rows) if r["bin"] != "0.01-0.1"]
+    assert bins == "0.1-0.6"
+    assert points == [
+        (
+            "telea",
+            pytest.approx(np.mean([expected[i] for i in large])),
+            pytest.approx(np.mean([float(rows[i]["psnr"]) for i in large])),
+        )
+    ]
+
+
+def test_a_report_of_an_earlier_version_resumes(pairs_file, tmp_path, monkeypatch):
+    """Rows written before the hole metrics keep them empty; the summary says so; new rows get
+    them; nothing is refilled."""
+    out = tmp_path / "report"
+    assert _bench(out, "--pairs", str(pairs_file), "--grids", "0") == 0
+    old_rows = _results(out)
+    with (out / "results.csv").open("w", newline="") as handle:  # as an earlier version wrote it
+        writer = csv.DictWriter(handle, run.LEGACY_RESULT_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(old_rows)
+    record = json.loads((out / "run.json").read_text())
+    record["metrics"] = ["l1_pct", "psnr", "ssim", "psnr_hole", "ssim_hole"]
+    (out / "run.json").write_text(json.dumps(record))
+    calls = []
+    original = run.evaluate_task
+    monkeypatch.setattr(run, "evaluate_task", lambda w, i, m: calls.append(m) or original(w, i, m))
+    assert (
+        _bench(out, "--pairs", str(pairs_file), "--grids", "0", methods="telea,navier_stokes") == 0
+    )
+    assert calls == ["navier_stokes"] * 4
+    rows = _results(out)
+    assert list(rows[0]) == list(run.RESULT_COLUMNS)
+    assert [r["texture_ratio"] for r in rows if r["method"] == "telea"] == [""] * 4
+    assert all(r["texture_ratio"] for r in rows if r["method"] == "navier_stokes")
+    assert [r["psnr"] for r in rows if r["method"] == "telea"] == [r["psnr"] for r in old_rows]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["metrics"]["texture_ratio"]["telea"]["all"]["all"] is None
+    assert summary["rows_without_metric"]["texture_ratio"] == {"telea": 4, "navier_stokes": 0}
+    assert (
+        "texture_ratio: 4 rows of telea come from an earlier holefill"
+        in (out / "summary.md").read_text()
+    )
+    assert "texture_ratio" in json.loads((out / "run.json").read_text())["metrics"]
 
 
 # ---------------------------------------------------------------------------------------------

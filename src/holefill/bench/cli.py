@@ -222,24 +222,37 @@ def config_from_args(args: argparse.Namespace):
 def _print_overview(summary, outcome, paths) -> None:
     from holefill.bench.report import ALL
 
-    columns = [m for m in ("l1_pct", "psnr", "ssim", "vgg_dist") if m in summary.metrics]
+    wanted = (
+        "l1_pct",
+        "psnr",
+        "ssim",
+        "vgg_dist",
+        "vgg_hole",
+        "texture_ratio",
+        "out_of_palette_pct",
+    )
+    columns = [m for m in wanted if m in summary.metrics]
+    widths = [max(9, len(c)) for c in columns]
     print(
         f"{'method':16s} {'n':>5s} {'errors':>6s} "
-        + " ".join(f"{c:>9s}" for c in columns)
+        + " ".join(f"{c:>{w}s}" for c, w in zip(columns, widths, strict=True))
         + f" {'s/image':>8s}"
     )
     for method in summary.methods:
         errors = sum(1 for row in outcome.errors if row["method"] == method)
-        values = [summary.means[c][method][ALL][ALL] for c in columns]
+        values = [summary.values[c][method][ALL][ALL] for c in columns]
         seconds = summary.seconds[method]["mean"]
         print(
             f"{method:16s} {summary.counts[method][ALL][ALL]:5d} {errors:6d} "
-            + " ".join(f"{v:9.4f}" if v is not None else f"{'—':>9s}" for v in values)
+            + " ".join(
+                f"{v:{w}.4f}" if v is not None else f"{'—':>{w}s}"
+                for v, w in zip(values, widths, strict=True)
+            )
             + (f" {seconds:8.3f}" if seconds is not None else f" {'—':>8s}")
         )
     print(
         f"ran {outcome.ran} fills, kept {outcome.skipped} from earlier runs; "
-        f"report: {paths['summary.md']}"
+        f"report: {paths['summary.md']} (texture_ratio: median)"
     )
 
 

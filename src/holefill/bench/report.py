@@ -1,9 +1,12 @@
 """The bench report: tables shaped like the PConv paper's Table 1, JSON, a plot and image grids.
 
-Rows are methods, columns are the hole-ratio bins; each metric has its own block, and each block
-has rows for holes away from the border (N), near it (B) and both (all). Cells are means over the
-pairs that succeeded. Everything in ``summary.md`` is reproducible: timings, which vary between
-runs, are kept in ``summary.json`` and ``results.csv`` only.
+Rows are methods, columns are the hole-ratio bins, bins 0.1-0.6 together (the range issue 16
+judges by) and all bins; each metric has its own block, and each block has rows for holes away
+from the border (N), near it (B) and both (all). Cells are means over the pairs that succeeded,
+medians for the hole texture ratio (a ratio: one near-flat truth would dominate a mean); the
+out-of-palette cells show the truth's own rate over the same pairs beside the fill's. Everything
+in ``summary.md`` is reproducible: timings, which vary between runs, are kept in ``summary.json``
+and ``results.csv`` only.
 """
 
 from __future__ import annotations
@@ -23,6 +26,16 @@ from holefill.io import atomic_write_bytes
 from holefill.masks import BIN_LABELS
 
 ALL = "all"
+#: Bins 0.1-0.2 ... 0.5-0.6 together: the hole sizes issue 16's table and targets use.
+LARGE = "0.1-0.6"
+_LARGE_BINS = BIN_LABELS[1:]
+#: Metrics whose cells are medians; every other cell is a mean.
+MEDIAN_METRICS = frozenset({"texture_ratio"})
+#: Metrics shown in parentheses beside another's cells instead of in a table of their own:
+#: ``{metric: (shown beside it, what the parentheses say)}``.
+BESIDE = {
+    "out_of_palette_pct": ("truth_out_of_palette_pct", "the truth's own rate, same pairs"),
+}
 #: Border groups: key, label in tables, which ``border`` values they hold.
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (("N", ("0",)), ("B", ("1",)), (ALL, ("0", "1")))
 _DECIMALS = {
@@ -32,9 +45,15 @@ _DECIMALS = {
     "psnr_hole": 2,
     "ssim_hole": 4,
     "vgg_dist": 4,
+    "vgg_hole": 4,
+    "texture_ratio": 3,
+    "out_of_palette_pct": 2,
+    "truth_out_of_palette_pct": 2,
     "lpips": 4,
 }
 PLOT_FILE = "psnr_ssim_vs_hole_ratio.png"
+SCATTER_FILE = "psnr_vs_vgg_hole.png"
+SCATTER_SIZE = (700, 560)  # pixels of the scatter plot PNG
 PLOT_SIZE = (1200, 450)  # pixels of the plot PNG
 GRID_PAD = 4
 GRID_HEADER = 22
@@ -43,42 +62,60 @@ GRIDS_DIR = "grids"
 
 @dataclass
 class Summary:
-    """Means per (metric, method, group, bin), counts, failures and timings of a report."""
+    """Cell values per (metric, method, group, bin) (means; medians for :data:`MEDIAN_METRICS`),
+    counts, failures, timings, and per (metric, method) the succeeded rows that lack the metric
+    (rows of an earlier holefill version)."""
 
     methods: list[str]
     metrics: list[str]
     bins: list[str]
-    means: dict[str, dict[str, dict[str, dict[str, float | None]]]]
+    values: dict[str, dict[str, dict[str, dict[str, float | None]]]]
     counts: dict[str, dict[str, dict[str, int]]]
     failures: list[dict[str, str]]
     seconds: dict[str, dict[str, float | None]]
+    missing: dict[str, dict[str, int]]
 
 
 def _bins(rows: list[dict[str, str]]) -> list[str]:
     extra = [NO_BIN] if any(row["bin"] not in BIN_LABELS for row in rows) else []
-    return [*BIN_LABELS, *extra, ALL]
+    return [*BIN_LABELS, *extra, LARGE, ALL]
 
 
 def _in_cell(row: dict[str, str], borders: tuple[str, ...], bin_: str) -> bool:
-    in_bin = bin_ == ALL or row["bin"] == bin_ or (bin_ == NO_BIN and row["bin"] not in BIN_LABELS)
+    in_bin = (
+        bin_ == ALL
+        or row["bin"] == bin_
+        or (bin_ == NO_BIN and row["bin"] not in BIN_LABELS)
+        or (bin_ == LARGE and row["bin"] in _LARGE_BINS)
+    )
     return row["border"] in borders and in_bin
+
+
+def _aggregate(metric: str, cell: list[dict[str, str]]) -> float | None:
+    """The cell's mean (median for :data:`MEDIAN_METRICS`) over rows that have the metric."""
+    values = [float(row[metric]) for row in cell if row[metric] != ""]
+    if not values:
+        return None
+    return float(np.median(values) if metric in MEDIAN_METRICS else np.mean(values))
 
 
 def summarize(rows: list[dict[str, str]], methods: list[str], metrics: list[str]) -> Summary:
     """Aggregate results rows (see :data:`holefill.bench.run.RESULT_COLUMNS`)."""
     bins = _bins(rows)
     ok = [row for row in rows if row["status"] == "ok"]
-    means: dict = {metric: {m: {} for m in methods} for metric in metrics}
+    values: dict = {metric: {m: {} for m in methods} for metric in metrics}
     counts: dict = {m: {} for m in methods}
+    missing: dict = {metric: {} for metric in metrics}
     for method in methods:
         mine = [row for row in ok if row["method"] == method]
+        for metric in metrics:
+            missing[metric][method] = sum(1 for row in mine if row[metric] == "")
         for group, borders in GROUPS:
             cells = {bin_: [r for r in mine if _in_cell(r, borders, bin_)] for bin_ in bins}
             counts[method][group] = {bin_: len(cell) for bin_, cell in cells.items()}
             for metric in metrics:
-                means[metric][method][group] = {
-                    bin_: (float(np.mean([float(r[metric]) for r in cell])) if cell else None)
-                    for bin_, cell in cells.items()
+                values[metric][method][group] = {
+                    bin_: _aggregate(metric, cell) for bin_, cell in cells.items()
                 }
     failures = [row for row in rows if row["status"] != "ok"]
     seconds = {}
@@ -88,7 +125,7 @@ def summarize(rows: list[dict[str, str]], methods: list[str], metrics: list[str]
             "mean": float(np.mean(times)) if times else None,
             "median": float(np.median(times)) if times else None,
         }
-    return Summary(methods, metrics, bins, means, counts, failures, seconds)
+    return Summary(methods, metrics, bins, values, counts, failures, seconds, missing)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -111,7 +148,7 @@ def _table(head: list[str], rows: list[list[str]], numeric_from: int) -> list[st
 
 
 def _bin_heads(bins: list[str]) -> list[str]:
-    return [("all bins" if b == ALL else b) for b in bins]
+    return [{ALL: "all bins", LARGE: "bins 0.1-0.6"}.get(b, b) for b in bins]
 
 
 def summary_markdown(summary: Summary, settings: dict[str, Any], notes: list[str]) -> str:
@@ -130,7 +167,8 @@ def summary_markdown(summary: Summary, settings: dict[str, Any], notes: list[str
         f"- pairing seed and method seed {settings['seed']}; holefill {settings['holefill']}",
         f"- N: every hole at least {distance} px from the border of the mask (at its native "
         f"size); B: some hole within {distance} px; all: both",
-        "- cells are means over the pairs that succeeded (counts below); — where there are none",
+        "- cells are means over the pairs that succeeded (counts below), medians for the hole "
+        "texture ratio; — where there are none",
         "- methods and options: "
         + "; ".join(
             f"`{m}` {json.dumps(o, sort_keys=True)}" for m, o in settings["method_options"].items()
@@ -138,18 +176,8 @@ def summary_markdown(summary: Summary, settings: dict[str, Any], notes: list[str
         "",
     ]
     for metric in summary.metrics:
-        title, better = METRICS[metric]
-        lines += [f"## {title} ({better} is better)", ""]
-        rows = [
-            [method, group]
-            + [
-                _cell(summary.means[metric][method][group][b], _DECIMALS[metric])
-                for b in summary.bins
-            ]
-            for group, _ in GROUPS
-            for method in summary.methods
-        ]
-        lines += _table(["method", "holes", *_bin_heads(summary.bins)], rows, 2) + [""]
+        if metric not in {beside for beside, _ in BESIDE.values()}:
+            lines += _metric_block(summary, metric)
     lines += ["## Pairs per cell (succeeded)", ""]
     rows = [
         [method, group] + [str(summary.counts[method][group][b]) for b in summary.bins]
@@ -160,12 +188,48 @@ def summary_markdown(summary: Summary, settings: dict[str, Any], notes: list[str
     lines += _failure_lines(summary.failures)
     lines += ["## Not computed", ""]
     lines += [f"- {note}" for note in notes]
+    lines += _missing_lines(summary)
     lines += [
         "- per-image seconds: in `summary.json` and `results.csv` (timings vary between "
         "runs, so this file leaves them out)",
         "",
     ]
     return "\n".join(lines)
+
+
+def _metric_block(summary: Summary, metric: str) -> list[str]:
+    """A metric's heading and table; a :data:`BESIDE` metric in parentheses in each cell."""
+    title, better = METRICS[metric]
+    median = "medians; " if metric in MEDIAN_METRICS else ""
+    beside, label = BESIDE.get(metric, (None, ""))
+    beside = beside if beside in summary.metrics else None
+    after = f"; in parentheses: {label}" if beside else ""
+    lines = [f"## {title} ({median}{better} is better{after})", ""]
+    rows = []
+    for group, _ in GROUPS:
+        for method in summary.methods:
+            cells = []
+            for bin_ in summary.bins:
+                text = _cell(summary.values[metric][method][group][bin_], _DECIMALS[metric])
+                if beside and text != "—":
+                    reference = summary.values[beside][method][group][bin_]
+                    text += f" ({_cell(reference, _DECIMALS[beside])})"
+                cells.append(text)
+            rows.append([method, group, *cells])
+    return lines + _table(["method", "holes", *_bin_heads(summary.bins)], rows, 2) + [""]
+
+
+def _missing_lines(summary: Summary) -> list[str]:
+    """Notes on rows of an earlier holefill version that lack a metric."""
+    lines = []
+    for metric in summary.metrics:
+        for method, count in summary.missing[metric].items():
+            if count:
+                lines.append(
+                    f"- {metric}: {count} rows of {method} come from an earlier holefill without "
+                    f"it; its cells average the other rows (`--rerun {method}` refills them)"
+                )
+    return lines
 
 
 def _failure_lines(failures: list[dict[str, str]]) -> list[str]:
@@ -185,8 +249,10 @@ def summary_json(summary: Summary, settings: dict[str, Any], notes: list[str]) -
         "settings": settings,
         "bins": summary.bins,
         "groups": [group for group, _ in GROUPS],
-        "metrics": _finite(summary.means),
+        "metrics": _finite(summary.values),
+        "aggregate": {m: "median" if m in MEDIAN_METRICS else "mean" for m in summary.metrics},
         "counts": summary.counts,
+        "rows_without_metric": summary.missing,
         "seconds_per_image": summary.seconds,
         "failures": [
             {k: f[k] for k in ("method", "pair", "image", "mask", "error")}
@@ -239,6 +305,47 @@ def plot_png(rows: list[dict[str, str]], methods: list[str]) -> bytes:
         "PSNR and SSIM over the whole image vs hole ratio (dots: images, lines: means per bin)",
         fontsize=10,
     )
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def scatter_points(summary: Summary) -> tuple[str, list[tuple[str, float, float]]]:
+    """``(bins, [(method, mean hole VGG distance, mean PSNR), ...])`` for the scatter plot:
+    over bins 0.1-0.6 where some pair lies there, else over all bins; methods without a value
+    are left out."""
+    bin_ = LARGE if any(summary.counts[m][ALL][LARGE] for m in summary.methods) else ALL
+    points = []
+    for method in summary.methods:
+        distance = summary.values["vgg_hole"][method][ALL][bin_]
+        psnr = summary.values["psnr"][method][ALL][bin_]
+        if distance is not None and psnr is not None and math.isfinite(psnr):
+            points.append((method, distance, psnr))
+    return bin_, points
+
+
+def scatter_png(summary: Summary) -> bytes:
+    """Mean PSNR against mean VGG distance over the hole, one labelled point per method (up and
+    to the left is better: accurate and true to the texture)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bin_, points = scatter_points(summary)
+    width, height = SCATTER_SIZE
+    figure, axis = plt.subplots(figsize=(width / 100, height / 100), dpi=100)
+    for number, (method, distance, psnr) in enumerate(points):
+        axis.scatter([distance], [psnr], s=40, color=f"C{number % 10}")
+        axis.annotate(method, (distance, psnr), xytext=(5, 4), textcoords="offset points")
+    axis.set_xlabel(f"{METRICS['vgg_hole'][0]} (lower is better)")
+    axis.set_ylabel("PSNR, whole image (dB)")
+    axis.margins(0.2)
+    axis.grid(True, alpha=0.3)
+    pairs = "holes 0.1-0.6" if bin_ == LARGE else "all holes"
+    axis.set_title(f"Means per method, {pairs} (better: up and left)", fontsize=10)
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
@@ -367,6 +474,9 @@ def write_report(config, outcome) -> dict[str, Path]:
     write_text(paths["summary.md"], summary_markdown(summary, settings, outcome.notes))
     write_text(paths["summary.json"], summary_json(summary, settings, outcome.notes))
     atomic_write_bytes(paths["plot"], plot_png(outcome.rows, config.methods))
+    if "vgg_hole" in metrics:  # else the notes say why there is no distance to plot
+        paths["scatter"] = out / SCATTER_FILE
+        atomic_write_bytes(paths["scatter"], scatter_png(summary))
     if config.grids > 0:
         for path in write_grids(config, grid_pairs(config.pairs, config.grids)):
             paths[f"grid {path.stem}"] = path

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from holefill.bench.metrics import METRICS, MetricSuite, build_metrics
+from holefill.bench.metrics import HOLE_METRICS, METRICS, MetricSuite, build_metrics
 from holefill.bench.pairs import Pair, grid_pairs, pairs_csv_text
 from holefill.errors import InputError
 from holefill.io import DEFAULT_MAX_PIXELS, atomic_write_bytes
@@ -41,6 +41,9 @@ RESULT_COLUMNS = (
     "status",
     "error",
 )
+#: The columns of results files written before issue 16's hole metrics; still read (and resumed),
+#: their rows keep those metrics empty.
+LEGACY_RESULT_COLUMNS = tuple(column for column in RESULT_COLUMNS if column not in HOLE_METRICS)
 RESULTS_FILE = "results.csv"
 PAIRS_FILE = "pairs.csv"
 RUN_FILE = "run.json"
@@ -269,21 +272,32 @@ def _in_pool(method: str) -> bool:
 
 
 def read_results(path: Path) -> list[dict[str, str]]:
-    """Rows of a results file; a half-written last line (an interrupted run) is ignored."""
+    """Rows of a results file; a half-written last line (an interrupted run) is ignored.
+
+    A file of an earlier version (:data:`LEGACY_RESULT_COLUMNS`) is read with the hole metrics
+    empty.
+    """
     if not path.is_file():
         return []
     with path.open(newline="") as handle:
         reader = csv.DictReader(handle)
         if reader.fieldnames is None:
             return []
-        if list(reader.fieldnames) != list(RESULT_COLUMNS):
+        if list(reader.fieldnames) not in (list(RESULT_COLUMNS), list(LEGACY_RESULT_COLUMNS)):
             raise InputError(
                 f"{path}: not a results file of this holefill version (columns "
                 "differ); use a new --out folder"
             )
         return [
-            row for row in reader if None not in row.values() and row["status"] in ("ok", "error")
+            _complete(row)
+            for row in reader
+            if None not in row.values() and row["status"] in ("ok", "error")
         ]
+
+
+def _is_legacy(path: Path) -> bool:
+    with path.open(newline="") as handle:
+        return next(csv.reader(handle), None) == list(LEGACY_RESULT_COLUMNS)
 
 
 def _row_key(row: dict[str, str]) -> tuple[str, str, str]:
@@ -379,6 +393,9 @@ def _check_report_dir(config: BenchConfig, record: dict[str, Any]) -> dict[str, 
             )
         return record
     previous = json.loads(run_file.read_text())
+    legacy_metrics = [name for name in record["metrics"] if name not in HOLE_METRICS]
+    if previous.get("metrics") == legacy_metrics:  # a report from before the hole metrics
+        previous["metrics"] = record["metrics"]
     for name in ("size", "seed", "border_distance", "metrics"):
         if previous.get(name) != record[name]:
             raise InputError(
@@ -429,6 +446,8 @@ def run_bench(config: BenchConfig) -> RunOutcome:
 
     results_path = out / RESULTS_FILE
     existing = read_results(results_path)
+    if existing and _is_legacy(results_path):  # new rows need the new header
+        write_results(results_path, existing)
     done = {
         _row_key(row)
         for row in existing
