@@ -106,21 +106,29 @@ def _load_pixels(image: Image.Image, name: str) -> Image.Image:
 
 def _png_bit_depth(source: Source) -> int | None:
     """Bit depth from a PNG's IHDR (PIL reduces 16-bit colour PNGs to 8 bits)."""
-    if not isinstance(source, str | os.PathLike):
+    if isinstance(source, Image.Image):
         return None
-    with open(source, "rb") as handle:
-        head = handle.read(26)
+    if isinstance(source, str | os.PathLike):
+        with open(source, "rb") as handle:
+            head = handle.read(26)
+    else:  # an open file (an upload in memory): PIL reads it from the start too
+        source.seek(0)
+        head = source.read(26)
     if head[:8] != b"\x89PNG\r\n\x1a\n" or len(head) < 26:
         return None
     return head[24]
 
 
-def _read_png16(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
+def _read_png16(source: str | os.PathLike | IO[bytes]) -> tuple[np.ndarray, np.ndarray | None]:
     import cv2
 
-    data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if isinstance(source, str | os.PathLike):
+        data = cv2.imread(str(source), cv2.IMREAD_UNCHANGED)
+    else:
+        source.seek(0)
+        data = cv2.imdecode(np.frombuffer(source.read(), np.uint8), cv2.IMREAD_UNCHANGED)
     if data is None:
-        raise InputError(f"{path}: cannot decode 16-bit PNG")
+        raise InputError(f"{_name(source)}: cannot decode 16-bit PNG")
     if data.ndim == 2:
         return np.repeat(data[..., None], 3, axis=2), None
     if data.shape[2] == 4:
