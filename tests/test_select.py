@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
@@ -13,13 +10,8 @@ from holefill.errors import InputError
 from holefill.io import read_image
 from holefill.select import grow_mask, select_object
 
-_BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_select.py"
-_spec = importlib.util.spec_from_file_location("bench_select", _BENCH)
-bench_select = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench_select)
 
-
-def test_one_click_in_a_textured_disc_selects_the_disc():
+def test_one_click_in_a_textured_disc_selects_the_disc(bench_select):
     """The issue's bar at 1024x1024 (the 2 s half is measured by benchmarks/bench_select.py)."""
     image, disc = bench_select.textured_disc_photo(1024, seed=0)
     for point in bench_select.click_points(disc)[::3]:  # the centre and near the edge
@@ -28,7 +20,7 @@ def test_one_click_in_a_textured_disc_selects_the_disc():
         assert bench_select.iou(selected, disc) >= 0.8
 
 
-def test_a_16_bit_grey_image_and_a_box_work_too():
+def test_a_16_bit_grey_image_and_a_box_work_too(bench_select):
     image, disc = bench_select.textured_disc_photo(256, seed=3)
     rows, cols = np.nonzero(disc)
     box = (cols.min() - 12, rows.min() - 12, cols.max() + 12, rows.max() + 12)
