@@ -300,8 +300,12 @@ def encode_image(
     quality: int = 95,
     exif: bytes | None = None,
     icc: bytes | None = None,
+    compress_level: int | None = None,
 ) -> bytes:
-    """Encode ``(H, W, 3)`` uint8/uint16 (or ``(H, W)``) pixels as ``fmt`` bytes."""
+    """Encode ``(H, W, 3)`` uint8/uint16 (or ``(H, W)``) pixels as ``fmt`` bytes.
+
+    ``compress_level`` (PNG only, 0-9) trades size for speed; None keeps Pillow's default (6).
+    """
     if pixels.dtype == np.uint16:
         return _encode_16bit(pixels, fmt, alpha)
     if alpha is not None and fmt in ("PNG", "WEBP", "TIFF"):
@@ -315,6 +319,8 @@ def encode_image(
         options["exif"] = exif
     if icc and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
         options["icc_profile"] = icc
+    if compress_level is not None and fmt == "PNG":
+        options["compress_level"] = int(compress_level)
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **options)
     return buffer.getvalue()
