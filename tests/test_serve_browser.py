@@ -439,7 +439,8 @@ def test_zoom_pan_paint_fill_and_download_a_24_megapixel_photo(page, recorder, t
     assert _to_page(page, *under) == pytest.approx(cursor, abs=0.05)
     zoomed = _view(page)
 
-    # space + drag: pan by exactly the drag, painting nothing
+    # space + drag: pan by exactly the drag, painting nothing (and not pressing a focused button)
+    page.focus("#zoomIn")
     page.keyboard.down(" ")
     page.mouse.down()
     page.mouse.move(cursor[0] - 150, cursor[1] + 80, steps=5)
