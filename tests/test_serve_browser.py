@@ -324,6 +324,24 @@ def test_exif_rotated_photo_is_painted_upright(page, tmp_path):
     assert result.shape == (90, 60, 3)
 
 
+def test_a_16_bit_png_downloads_at_16_bits(page, tmp_path):
+    """The browser shows 8 bits, but it sends the file and saves the answer as they are."""
+    rng = np.random.default_rng(7)
+    deep = _textured_image(60, 80).astype(np.uint16) * 257 + rng.integers(
+        0, 257, (60, 80, 3)
+    ).astype(np.uint16)
+    path = tmp_path / "deep.png"
+    cv2.imwrite(str(path), deep[..., ::-1])
+    _open(page, path)
+    _stroke(page, [(20, 30), (50, 30)])
+    _fill(page)
+    with page.expect_download() as download_info:
+        page.click("#download")
+    result = cv2.imread(str(download_info.value.path()), cv2.IMREAD_UNCHANGED)[..., ::-1]
+    assert result.dtype == np.uint16 and result.shape == deep.shape
+    assert np.array_equal(result[:, 65:], deep[:, 65:])
+
+
 # -- select, refine, grow ------------------------------------------------------------------------
 
 
