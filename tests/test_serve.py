@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import io
 import json
 import re
@@ -211,39 +210,6 @@ def test_16_bit_png_comes_back_16_bit_with_known_pixels_identical(client, image,
         assert np.array_equal(result[..., 3], deep[..., 3])  # alpha is known everywhere
     reference = cv2.inpaint(image, hole.astype(np.uint8), 3, cv2.INPAINT_TELEA)
     assert np.abs(result[hole][:, :3] / 257 - reference[hole]).mean() < 3
-
-
-@pytest.mark.parametrize("method", ["telea", "patchmatch"])
-def test_crop_strategy_converts_only_the_windows_and_fills_as_before(method):
-    """fill_pixels crops before converting; the result equals the inpainter on the whole image."""
-    import torch
-
-    from holefill.api import fill_pixels, get_inpainter, pixels_to_tensor, tensor_to_pixels
-
-    rng = np.random.default_rng(6)
-    pixels = cv2.GaussianBlur(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8), (0, 0), 2)
-    hole = np.zeros((240, 320), bool)
-    hole[40:60, 40:70] = hole[70:85, 60:100] = True  # two regions whose windows merge
-    hole[180:200, 260:290] = True  # and one far away
-    inpainter = (
-        get_inpainter(method, patch_size=5) if method == "patchmatch" else get_inpainter(method)
-    )
-    assert inpainter.strategy == "crop"
-    whole = inpainter.fill(
-        pixels_to_tensor(pixels), torch.from_numpy(hole[None, None] * 1.0).float()
-    )
-    expected = np.where(hole[..., None], tensor_to_pixels(whole, np.uint8), pixels)
-    seen: list[tuple[int, ...]] = []
-
-    class Recording(type(inpainter)):
-        def fill(self, image, hole_tensor):
-            seen.append(tuple(image.shape[-2:]))
-            return super().fill(image, hole_tensor)
-
-    recording = copy.copy(inpainter)
-    recording.__class__ = Recording
-    assert np.array_equal(fill_pixels(pixels, hole, recording), expected)
-    assert len(seen) == 2 and sum(h * w for h, w in seen) < 0.5 * 240 * 320  # two windows only
 
 
 # -- selecting and growing masks -------------------------------------------------------------------

@@ -71,30 +71,13 @@ def tensor_to_pixels(tensor, dtype: np.dtype) -> np.ndarray:
 
 def fill_pixels(pixels: np.ndarray, hole: np.ndarray, inpainter) -> np.ndarray:
     """Fill ``hole`` (bool, True = missing) in ``(H, W, 3)`` pixels; known pixels bit-identical."""
+    import torch
+
     if not hole.any():
         import warnings
 
         warnings.warn("the mask is empty: nothing to fill, returning the input", stacklevel=2)
         return pixels.copy()
-    if getattr(inpainter, "strategy", None) == "crop":
-        # Crop before converting anything, so a blemish on 24 MP costs what a small image costs.
-        # The windows are the inpainter's own, so each crop is filled exactly as it would be.
-        from holefill.inpainter import hole_windows
-
-        windows = hole_windows(hole, inpainter.margin)
-        if not any(hole[window.slices].all() for window in windows):
-            out = pixels.copy()
-            for window in windows:
-                out[window.slices] = _fill_tensors(
-                    pixels[window.slices], hole[window.slices], inpainter
-                )
-            return out
-    return _fill_tensors(pixels, hole, inpainter)
-
-
-def _fill_tensors(pixels: np.ndarray, hole: np.ndarray, inpainter) -> np.ndarray:
-    import torch
-
     image = pixels_to_tensor(pixels)
     hole_tensor = torch.from_numpy(hole.astype(np.float32))[None, None]
     filled = tensor_to_pixels(inpainter.fill(image, hole_tensor), pixels.dtype)

@@ -68,7 +68,13 @@ _MAX_FORM_PARTS = 16
 #: Largest grow/shrink, in pixels.
 MAX_GROW = 500
 #: Response headers a page on another origin (--cors-origin) may read.
-_EXPOSED_HEADERS = ["X-Holefill-Method", "X-Holefill-Seconds", "X-Holefill-Box", "Retry-After"]
+_EXPOSED_HEADERS = [
+    "X-Holefill-Method",
+    "X-Holefill-Seconds",
+    "X-Holefill-Box",
+    "X-Holefill-Warning",
+    "Retry-After",
+]
 
 
 @dataclass
