@@ -55,3 +55,16 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def bench_select():
+    """``benchmarks/bench_select.py`` as a module: its synthetic disc photo, clicks and IoU."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_select.py"
+    spec = importlib.util.spec_from_file_location("bench_select", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -38,7 +38,7 @@ def _serve_client(method: str):
 
     from holefill.serve import ServeConfig, create_app
 
-    return TestClient(create_app(ServeConfig(method=method)))
+    return TestClient(create_app(ServeConfig(method=method)), base_url="http://127.0.0.1:8080")
 
 
 def _png(array: np.ndarray) -> bytes:

@@ -321,11 +321,14 @@ def encode_image(
     quality: int = 95,
     exif: bytes | None = None,
     icc: bytes | None = None,
+    compress_level: int | None = None,
 ) -> bytes:
     """Encode ``(H, W, 3)`` RGB or ``(H, W)`` grey pixels, uint8 or uint16, as ``fmt`` bytes.
 
     ``alpha`` (same dtype) is written where the format has one (PNG, WebP, TIFF); EXIF and ICC
     where the format carries them (8-bit only: 16-bit PNG/TIFF are written by OpenCV).
+
+    ``compress_level`` (PNG only, 0-9) trades size for speed; None keeps Pillow's default (6).
     """
     if pixels.dtype == np.uint16:
         return _encode_16bit(pixels, fmt, alpha)
@@ -343,6 +346,8 @@ def encode_image(
         options["exif"] = exif
     if icc and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
         options["icc_profile"] = icc
+    if compress_level is not None and fmt == "PNG":
+        options["compress_level"] = int(compress_level)
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **options)
     return buffer.getvalue()

@@ -102,6 +102,7 @@ class OutputOptions:
     format: str | None = None
     quality: int = 95
     concat: bool = False
+    compress_level: int | None = None  # PNG only (0-9); None: Pillow's default
 
     def __post_init__(self) -> None:
         low, high = QUALITY_RANGE
@@ -404,6 +405,7 @@ def encode_result(result: FillResult, output: OutputOptions) -> bytes:
         output.format,
         alpha=alpha,
         quality=output.quality,
+        compress_level=output.compress_level,
         exif=result.source.exif or None,
         icc=result.source.icc,
     )
