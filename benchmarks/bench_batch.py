@@ -50,8 +50,8 @@ from datetime import datetime
 from pathlib import Path
 
 from PIL import Image
+from shared_data import shared_dir
 
-from holefill.paths import shared_dir
 from holefill.registry import list_methods
 
 SIZE = 512

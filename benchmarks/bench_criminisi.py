@@ -36,10 +36,10 @@ import cv2
 import numba
 import numpy as np
 import torch
+from shared_data import shared_dir
 from skimage.metrics import peak_signal_noise_ratio
 
 from holefill import create_inpainter
-from holefill.paths import shared_dir
 
 #: (photo, NVIDIA mask, side); masks have hole ratios 0.09-0.10 at 512², border=1 for 01201/01307
 PAIRS_256 = [

@@ -41,10 +41,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from shared_data import shared_dir
 
 import holefill
 from holefill.nn.texture import hole_at_stride
-from holefill.paths import shared_dir
 
 QUALITY_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_1")
 STRIDES = {"relu1_2": 1, "relu2_2": 2, "relu3_3": 4, "relu4_1": 8}

@@ -34,10 +34,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from shared_data import shared_dir
 from skimage.metrics import peak_signal_noise_ratio
 
 import holefill
-from holefill.paths import shared_dir
 
 BINS = ("0.1-0.2", "0.2-0.3", "0.3-0.4", "0.4-0.5")
 SIZE = 512

@@ -22,8 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from holefill.paths import shared_dir
 from holefill.train.data import list_training_images
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from shared_data import shared_dir  # noqa: E402 - the clone's helper, beside the benchmarks
 
 
 def _spread(files: list[Path], count: int) -> list[Path]:

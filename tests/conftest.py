@@ -1,11 +1,22 @@
-"""Shared fixtures: small synthetic images and the shared data folder."""
+"""Shared fixtures: small synthetic images and the shared data folder.
+
+The tests (not holefill) find the project's shared data at ``$HOLEFILL_SHARED``, else ``../shared``
+beside the clone, and point ``HOLEFILL_VGG_WEIGHTS`` at its VGG-19 when that variable is unset, so
+the tests (and the holefill processes they start) use it; tests that need it skip without it.
+"""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from holefill.paths import shared_dir
+SHARED = Path(os.environ.get("HOLEFILL_SHARED") or Path(__file__).resolve().parents[2] / "shared")
+SHARED_VGG19 = SHARED / "weights" / "vgg19_to_relu4_1.pth"
+if SHARED_VGG19.is_file():
+    os.environ.setdefault("HOLEFILL_VGG_WEIGHTS", str(SHARED_VGG19))
 
 
 @pytest.fixture
@@ -30,10 +41,9 @@ def square_hole() -> np.ndarray:
 
 @pytest.fixture
 def shared():
-    path = shared_dir()
-    if not path.is_dir():
-        pytest.skip(f"shared data not found at {path}")
-    return path
+    if not SHARED.is_dir():
+        pytest.skip(f"shared data not found at {SHARED}")
+    return SHARED
 
 
 @pytest.fixture(scope="module")
@@ -45,3 +55,16 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def bench_select():
+    """``benchmarks/bench_select.py`` as a module: its synthetic disc photo, clicks and IoU."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_select.py"
+    spec = importlib.util.spec_from_file_location("bench_select", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

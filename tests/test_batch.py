@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -19,9 +19,10 @@ from PIL import Image
 import holefill
 from holefill.batch import BatchJob, FillSettings, read_results, run_batch
 from holefill.batch.cli import main as batch_main
-from holefill.batch.local import _bounded
-from holefill.batch.manifest import RESULT_COLUMNS, LocalStore
+from holefill.batch.local import run_local
+from holefill.batch.manifest import BatchItem
 from holefill.batch.ray_engine import ITEMS_PER_BLOCK, MAX_BLOCKS, _block_count, _pipeline_size
+from holefill.batch.store import RESULT_COLUMNS, LocalStore
 from holefill.cli import main as holefill_main
 from holefill.errors import HolefillError
 
@@ -306,22 +307,24 @@ def test_usage_errors_exit_2(collection, capsys):
     assert not (root / "out" / "results.csv").exists()
 
 
-def test_items_in_flight_are_bounded():
-    pulled = []
+def test_items_in_flight_are_bounded(tmp_path):
+    # a job over a million images holds a few at a time: with one worker, at most 2 * 1 + 2
+    # items are taken from the source and not yet reported (missing files: fast error rows)
+    pulled, in_flight = [], []
 
-    def endless():
-        count = 0
-        while True:
-            pulled.append(count)
-            yield count
-            count += 1
+    def source():
+        for index in range(16):
+            pulled.append(index)
+            yield BatchItem(str(tmp_path / f"{index}.png"), str(tmp_path / "m.png"), f"{index}.png")
 
-    slots, stop = threading.Semaphore(3), threading.Event()
-    feed = _bounded(endless(), slots, stop)
-    assert [next(feed) for _ in range(3)] == [0, 1, 2]
-    threading.Timer(0.3, stop.set).start()
-    assert next(feed, "stopped") == "stopped"  # a fourth waits for a slot, then stops
-    assert len(pulled) == 4
+    def report(result):
+        in_flight.append(len(pulled) - len(in_flight))
+        assert result.status == "error" and "no such file" in result.error
+
+    store = LocalStore(tmp_path / "out")
+    run_local(source(), FillSettings("telea"), store, report, workers=1)
+    assert len(in_flight) == len(pulled) == 16
+    assert max(in_flight) <= 4 and in_flight[0] >= 2  # bounded, yet more than one at a time
 
 
 def test_ray_blocks_and_actors_spread_the_items():
@@ -336,7 +339,7 @@ def test_ray_blocks_and_actors_spread_the_items():
 KILL_COUNT, KILL_SIZE = 40, 112
 
 
-def _descendants(pid: int) -> list[int]:
+def _parents() -> dict[int, int]:
     parents = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -345,6 +348,11 @@ def _descendants(pid: int) -> list[int]:
             except OSError:
                 continue
             parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    return parents
+
+
+def _descendants(pid: int) -> list[int]:
+    parents = _parents()
     found, frontier = [], [pid]
     while frontier:
         children = [child for child, parent in parents.items() if parent in frontier]
@@ -358,6 +366,39 @@ def _alive(pid: int) -> bool:
         return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def _signal_all(pids: list[int], signum: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+
+def _freeze_when_written(job: subprocess.Popen, out: Path, count: int) -> list[int]:
+    """Wait until ``count`` outputs exist, then stop the job and all its processes (SIGSTOP), so
+    that nothing more is written while the test looks; returns the stopped processes."""
+    deadline = time.monotonic() + 120
+    while len(list(out.glob("*.png"))) < count and job.poll() is None:
+        assert time.monotonic() < deadline, "the job wrote no outputs in 120 s"
+        time.sleep(0.01)
+    family = [job.pid, *_descendants(job.pid)]
+    _signal_all(family, signal.SIGSTOP)
+    written = len(list(out.glob("*.png")))
+    assert job.poll() is None and written < KILL_COUNT, "the job finished before it was stopped"
+    return family
+
+
+def _pool_workers(job_pid: int) -> list[int]:
+    """The job's pool workers: the children of its fork server (not the server itself, nor
+    the resource tracker)."""
+    parents = _parents()
+    servers = [
+        pid
+        for pid, parent in parents.items()
+        if parent == job_pid
+        and b"forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    ]
+    return [pid for pid, parent in parents.items() if parent in servers and _alive(pid)]
 
 
 @pytest.fixture
@@ -394,19 +435,17 @@ def test_resume_after_sigkill(kill_collection):
     job = subprocess.Popen(
         _batch_command(root, out, 2), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    deadline = time.monotonic() + 120
-    while len(list(out.glob("*.png"))) < 3 and job.poll() is None:
-        assert time.monotonic() < deadline, "the job wrote no outputs in 120 s"
-        time.sleep(0.01)
-    workers = _descendants(job.pid)
-    os.kill(job.pid, signal.SIGKILL)
+    family = _freeze_when_written(job, out, 3)
+    os.kill(job.pid, signal.SIGKILL)  # the job only: its workers must notice and die
     job.wait()
-    done_before = {path: path.stat().st_mtime_ns for path in out.glob("*.png")}
-    assert 3 <= len(done_before) < KILL_COUNT, "kill the job earlier: it had finished"
-    deadline = time.monotonic() + 15  # the fork server may still be importing torch
+    workers = [pid for pid in family if pid != job.pid]
+    _signal_all(workers, signal.SIGCONT)
+    deadline = time.monotonic() + 15
     while [pid for pid in workers if _alive(pid)] and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not [pid for pid in workers if _alive(pid)], "workers outlived the killed job"
+    done_before = {path: path.stat().st_mtime_ns for path in out.glob("*.png")}
+    assert 3 <= len(done_before) < KILL_COUNT
 
     rerun = subprocess.run(
         _batch_command(root, out, 2), capture_output=True, text=True, timeout=300
@@ -460,15 +499,12 @@ def test_a_worker_killed_mid_job_stops_the_job_with_a_clear_error(kill_collectio
     job = subprocess.Popen(
         _batch_command(root, out, 2), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    deadline = time.monotonic() + 120
-    while len(list(out.glob("*.png"))) < 2 and job.poll() is None:
-        assert time.monotonic() < deadline, "the job wrote no outputs in 120 s"
-        time.sleep(0.01)
-    workers = [pid for pid in _descendants(job.pid) if _alive(pid)]
-    os.kill(max(workers), signal.SIGKILL)  # the newest descendant: a pool worker
-    _, stderr = job.communicate(timeout=60)  # without the check, Pool waits forever
-    if job.returncode == 0:  # the killed worker had no item left: the job could finish
-        assert len(list(out.glob("*.png"))) == KILL_COUNT
-        return
+    family = _freeze_when_written(job, out, 2)  # items remain: the job cannot finish by itself
+    workers = _pool_workers(job.pid)
+    assert workers, "no pool worker found among the job's processes"
+    os.kill(workers[0], signal.SIGKILL)
+    _signal_all([pid for pid in family if pid != workers[0]], signal.SIGCONT)
+    _, stderr = job.communicate(timeout=60)  # without the check, a pool waits forever
+    assert job.returncode == 2, stderr
     assert "a worker process died" in stderr and "Traceback" not in stderr
     assert len(read_results(out)) < KILL_COUNT  # rerunning resumes (tested above)

@@ -11,7 +11,7 @@ import csv
 import pytest
 
 from holefill.batch import BatchJob, FillSettings, ray_engine, read_results, run_batch
-from holefill.files import MaskOptions
+from holefill.pipeline import MaskOptions
 
 pytest.importorskip("ray")
 pytest.importorskip("ray.data")

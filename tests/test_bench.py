@@ -115,6 +115,8 @@ def _bench(out: Path, *extra: str, methods: str = "telea") -> int:
             str(SIZE),
             "--no-vgg",
             "--no-progress",
+            "--workers",
+            "0",
             *extra,
         ]
     )

@@ -10,6 +10,8 @@ from PIL import Image
 from holefill.errors import InputError, WeightsError
 from holefill.methods.neural_patch import load_content, read_content, save_content
 from holefill.nn.content import ContentNet, ContentNetConfig, Discriminator, count_parameters
+from holefill.train.checkpoint import export_pconv
+from holefill.train.cli import main as train_main
 from holefill.train.content import (
     ContentMasks,
     centred_rectangle,
@@ -189,6 +191,15 @@ def test_training_checkpoints_validates_and_exports(photo_dir, tmp_path, capsys)
     # a finished run refuses a fresh start into the same folder
     assert _train(photo_dir, run, "max_steps=3") == 2
     assert "--resume" in capsys.readouterr().err
+    # the one trainer's commands: export finds the network a run trained; pconv refuses the run
+    generic = tmp_path / "generic.safetensors"
+    assert train_main(["export", str(run), "-o", str(generic)]) == 0
+    assert read_content(generic)[0] == config
+    wrong = ["pconv", "--out", str(run), "--resume", "--device", "cpu", "max_steps=4"]
+    assert train_main(wrong) == 2
+    assert "holds a content run: resume it with `holefill train content`" in capsys.readouterr().err
+    with pytest.raises(WeightsError, match="a content checkpoint, not a pconv one"):
+        export_pconv(run, tmp_path / "nope.safetensors")
 
 
 def test_resume_continues_exactly(photo_dir, tmp_path):

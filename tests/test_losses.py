@@ -295,8 +295,8 @@ def test_vgg19_matches_the_weights_readme_exactly(shared):
     assert torch.equal(features["pool3"], F.max_pool2d(reference["relu3_4"], 2, 2))
 
 
-def test_vgg19_default_file_is_on_the_raw_caffe_scale(shared, monkeypatch):
-    monkeypatch.delenv("HOLEFILL_VGG_WEIGHTS", raising=False)
+def test_vgg19_file_from_the_environment_is_on_the_raw_caffe_scale(shared, monkeypatch):
+    monkeypatch.setenv("HOLEFILL_VGG_WEIGHTS", str(shared / "weights/vgg19_to_relu4_1.pth"))
     net = build_feature_net("vgg19", taps=("relu4_1",))
     assert not net.training and not any(p.requires_grad for p in net.parameters())
     net.train()
@@ -413,8 +413,11 @@ def test_vgg16_offline_and_absent_says_how_to_provide_it(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     with pytest.raises(WeightsError, match="--vgg-weights PATH") as info:
-        build_feature_net("vgg16")
-    assert "HOLEFILL_VGG_WEIGHTS" in str(info.value)
+        build_feature_net("vgg16", download_hint="--download-vgg")
+    assert "HOLEFILL_VGG_WEIGHTS" in str(info.value) and "--download-vgg" in str(info.value)
+    assert calls == []  # nothing is downloaded unless the caller allows it
+    with pytest.raises(WeightsError, match="could not be downloaded.*--vgg-weights PATH"):
+        build_feature_net("vgg16", download=True)
     assert calls == [("https://download.pytorch.org/models/vgg16-397923af.pth", "397923af")]
 
 
@@ -457,10 +460,9 @@ def test_vgg19_without_a_local_file_comes_from_the_hub_cache(tmp_path, monkeypat
     import hashlib
     import shutil
 
-    import holefill.nn.vgg as vgg
+    import holefill.weights
 
     monkeypatch.delenv("HOLEFILL_VGG_WEIGHTS", raising=False)
-    monkeypatch.setenv("HOLEFILL_SHARED", str(tmp_path / "no-shared"))
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     # the "published" file: a small torchvision-layout VGG-19 whose name carries its own hash,
     # so the real hash check runs on it, as it would on vgg19-dcbb9e9d.pth
@@ -469,7 +471,7 @@ def test_vgg19_without_a_local_file_comes_from_the_hub_cache(tmp_path, monkeypat
     prefix = hashlib.sha256(published.read_bytes()).hexdigest()[:8]
     url = f"https://download.example/models/vgg19-{prefix}.pth"
     assert VGG19_URL.endswith("/vgg19-dcbb9e9d.pth")  # the real one, patched below
-    monkeypatch.setattr(vgg, "VGG19_URL", url)
+    monkeypatch.setitem(holefill.weights.PUBLISHED, "VGG-19", (url, "1 MB"))
     calls = []
 
     def download(source, dst, hash_prefix=None, progress=True):  # a local stand-in for the network
@@ -477,10 +479,17 @@ def test_vgg19_without_a_local_file_comes_from_the_hub_cache(tmp_path, monkeypat
         shutil.copyfile(published, dst)
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", download)
-    net = build_feature_net("vgg19", taps=("relu3_1",))
+    with pytest.raises(WeightsError, match="needs a VGG-19 file"):
+        build_feature_net("vgg19", taps=("relu3_1",))  # not allowed to download
+    assert calls == []
+    net = build_feature_net("vgg19", taps=("relu3_1",), download=True)
     assert calls == [(url, prefix)] and net.name == "vgg19_torchvision"
     build_feature_net("vgg19", taps=("relu3_1",))
     assert len(calls) == 1  # the second time it is in the cache
+    with (tmp_path / "hub" / "checkpoints" / f"vgg19-{prefix}.pth").open("ab") as stream:
+        stream.write(b"damage")
+    with pytest.raises(WeightsError, match=f"not the expected {prefix}"):
+        build_feature_net("vgg19", taps=("relu3_1",))  # the published hash is checked on load
 
     def offline(source, dst, hash_prefix=None, progress=True):
         raise OSError("network is unreachable")
@@ -488,4 +497,4 @@ def test_vgg19_without_a_local_file_comes_from_the_hub_cache(tmp_path, monkeypat
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "empty-hub"))
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     with pytest.raises(WeightsError, match="VGG-19 weights are not in .*--vgg-weights PATH"):
-        build_feature_net("vgg19")
+        build_feature_net("vgg19", download=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import SHARED
 from PIL import Image
 
 from holefill.errors import InputError
@@ -25,9 +26,8 @@ from holefill.masks import (
     rectangle_mask,
     touches_border,
 )
-from holefill.paths import shared_dir
 
-SHARED_MASKS = shared_dir() / "data" / "masks" / "nvidia_irregular"
+SHARED_MASKS = SHARED / "data" / "masks" / "nvidia_irregular"
 SEEDS = range(4)
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import SHARED_VGG19
 
 import holefill
 from holefill.errors import InputError, WeightsError
@@ -33,7 +34,6 @@ from holefill.nn.texture import (
     tv_energy,
 )
 from holefill.nn.vgg import VGG19_PLAN
-from holefill.paths import default_local_vgg19
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -55,10 +55,9 @@ def content_weights(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def vgg_file():
-    path = default_local_vgg19()
-    if not path.is_file():
-        pytest.skip(f"shared VGG-19 not found at {path}")
-    return str(path)
+    if not SHARED_VGG19.is_file():
+        pytest.skip(f"shared VGG-19 not found at {SHARED_VGG19}")
+    return str(SHARED_VGG19)
 
 
 # -- patch matching ----------------------------------------------------------------------------

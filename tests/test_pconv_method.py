@@ -68,7 +68,15 @@ def test_odd_size_is_padded_with_hole_and_cropped_back(tiny_net, weights):
 def test_crop_strategy_and_registry(weights):
     image, hole = _odd_inputs()
     out = holefill.create_inpainter("pconv", weights=str(weights), margin=4).fill(image, hole)
-    assert out.shape == image.shape and torch.isfinite(out).all()
+    # the hole box (rows 10-21, cols 12-29) grown by max(4, 18 / 2) px, clipped to 37 x 45
+    rows, cols = slice(1, 31), slice(3, 39)
+    window = PConvInpainter(weights=str(weights), strategy="original").fill(
+        image[..., rows, cols], hole[..., rows, cols]
+    )
+    assert torch.equal(out[..., rows, cols], window)
+    outside = torch.ones_like(hole, dtype=torch.bool)
+    outside[..., rows, cols] = False
+    assert torch.equal(out[outside.expand_as(out)], image[outside.expand_as(image)])
     assert "pconv" in holefill.list_methods()
 
 

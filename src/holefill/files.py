@@ -1,37 +1,22 @@
-"""Filling files: pairing images with masks, one fill from disk to disk, the ``fill`` command's job.
+"""Filling files: pairing images with masks, and the ``fill`` command's job (one file at a time).
 
-Shared by ``holefill fill`` and ``holefill batch``.
+Pairing is shared by ``holefill fill`` and ``holefill batch``; each file goes through
+:func:`holefill.pipeline.fill_image`.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from holefill.errors import InputError
-from holefill.io import (
-    DEFAULT_MAX_PIXELS,
-    IMAGE_SUFFIXES,
-    list_images,
-    mask_from_alpha,
-    match_mask,
-    output_format,
-    read_image,
-    read_mask,
-    write_image,
-)
-
-
-@dataclass(frozen=True)
-class MaskOptions:
-    threshold: int = 127
-    invert: bool = False
-    resize: bool = False
-    from_alpha: bool = False
-    max_pixels: int = DEFAULT_MAX_PIXELS
+from holefill.io import IMAGE_SUFFIXES, atomic_write_bytes, list_images
+from holefill.pipeline import FillResult, MaskOptions, OutputOptions, fill_image
 
 
 @dataclass(frozen=True)
@@ -88,140 +73,114 @@ def pair_images(
     return pairs
 
 
-def load_pair(pair: FillPair, options: MaskOptions):
-    """Read and check an image and its mask; returns ``(LoadedImage, hole)``."""
-    loaded = read_image(pair.image, max_pixels=options.max_pixels)
-    if pair.mask is None:
-        hole = mask_from_alpha(loaded, threshold=options.threshold)
-    else:
-        hole = read_mask(
-            pair.mask,
-            threshold=options.threshold,
-            invert=options.invert,
-            max_pixels=options.max_pixels,
-        )
-        hole = match_mask(hole, loaded.size, resize=options.resize)
-    return loaded, hole
+@dataclass(frozen=True)
+class FileFill:
+    """How ``holefill fill`` fills each file."""
+
+    method: str
+    options: dict
+    mask: MaskOptions = MaskOptions()
+    quality: int = 95
+    concat: bool = False
+    overwrite: bool = False
+    max_pixels: int = 0
 
 
-def concat_panel(pixels: np.ndarray, hole: np.ndarray, filled: np.ndarray) -> np.ndarray:
-    """``input | mask | result`` side by side (the input shows the hole in white)."""
-    top = np.iinfo(pixels.dtype).max
-    shown = np.where(hole[..., None], top, pixels).astype(pixels.dtype)
-    mask_rgb = np.repeat((hole * top).astype(pixels.dtype)[..., None], 3, axis=2)
-    return np.concatenate([shown, mask_rgb, filled], axis=1)
-
-
-def fill_file(
-    pair: FillPair,
-    out_path: Path,
-    inpainter,
-    options: MaskOptions,
-    *,
-    quality: int = 95,
-    concat: bool = False,
-    overwrite: bool = False,
-) -> float:
-    """Fill one image file into ``out_path`` (atomic write); returns the hole ratio."""
-    from holefill.api import fill_pixels
-
-    fmt = output_format(out_path)
-    if out_path.exists() and not overwrite:
+def fill_file(pair: FillPair, out_path: Path, settings: FileFill) -> FillResult:
+    """Fill one image file into ``out_path`` (format by suffix, atomic write, never over an input
+    or an existing file unless ``overwrite``)."""
+    output = OutputOptions.for_path(out_path, quality=settings.quality, concat=settings.concat)
+    if out_path.exists() and not settings.overwrite:
         raise InputError(f"{out_path} exists; pass --overwrite to replace it")
-    if out_path.resolve() in (pair.image.resolve(), pair.mask.resolve() if pair.mask else None):
+    inputs = (pair.image.resolve(), pair.mask.resolve() if pair.mask else None)
+    if out_path.resolve() in inputs:
         raise InputError(f"{out_path} is an input file; refusing to overwrite it")
-    loaded, hole = load_pair(pair, options)
-    filled = fill_pixels(loaded.pixels, hole, inpainter) if hole.any() else loaded.pixels
-    if not hole.any():
-        import warnings
-
-        warnings.warn(f"{pair.image}: the mask is empty; writing the image unchanged", stacklevel=2)
-    alpha = loaded.alpha
-    if filled.dtype == np.uint16 and fmt not in ("PNG", "TIFF"):
-        filled = (filled // 257).astype(np.uint8)
-        alpha = None if alpha is None else (alpha // 257).astype(np.uint8)
-    if concat:
-        filled = concat_panel(
-            loaded.pixels.astype(filled.dtype) if loaded.pixels.dtype == filled.dtype else filled,
-            hole,
-            filled,
-        )
-        alpha = None
-    write_image(
-        out_path,
-        filled,
-        alpha=alpha,
-        quality=quality,
-        exif=loaded.exif,
-        icc=loaded.icc,
-        overwrite=overwrite,
+    result = fill_image(
+        pair.image,
+        pair.mask,
+        settings.method,
+        settings.options,
+        mask_options=settings.mask,
+        output=output,
+        max_pixels=settings.max_pixels,
     )
-    return float(hole.mean())
+    atomic_write_bytes(out_path, result.data, overwrite=settings.overwrite)
+    return result
 
 
-def mask_options_from_args(args: argparse.Namespace) -> MaskOptions:
-    return MaskOptions(
-        threshold=args.mask_threshold,
-        invert=args.invert_mask,
-        resize=args.resize_mask,
-        from_alpha=args.mask_from_alpha,
-        max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
-    )
+def _is_folder(out: Path) -> bool:
+    """``-o`` names a folder: one that exists, a path ending in a separator, or one without a
+    suffix."""
+    return out.is_dir() or str(out).endswith(("/", os.sep)) or not out.suffix
 
 
-def _single_output(args: argparse.Namespace, pairs: list[FillPair]) -> bool:
-    out = Path(args.out)
-    return (
-        len(pairs) == 1
-        and not Path(args.images[0]).is_dir()
-        and not out.is_dir()
-        and out.suffix.lower() in IMAGE_SUFFIXES
-    )
+def output_paths(out: str, pairs: list[FillPair], images: list[str], suffix: str) -> list[Path]:
+    """Where each pair's result goes, checked before anything is filled or created.
+
+    One image file and ``-o`` with a suffix: that file, whose suffix must be a format holefill
+    writes. Otherwise ``-o`` is a folder and each result keeps its relative path with ``suffix``.
+    """
+    target = Path(out)
+    single = len(pairs) == 1 and not Path(images[0]).is_dir()
+    if single and not _is_folder(target):
+        OutputOptions.for_path(target)  # an unknown suffix (out.xyz, out.gif) is refused here
+        return [target]
+    if not target.is_dir() and target.suffix.lower() in IMAGE_SUFFIXES:
+        raise InputError(f"{len(pairs)} images need an output folder, not the file {target}")
+    OutputOptions.for_path(f"output{suffix}")
+    return [target / pair.relative.with_suffix(suffix) for pair in pairs]
 
 
 def run_fill(args: argparse.Namespace, method_options: dict) -> int:
     """The ``holefill fill`` command: returns the exit code."""
-    import sys
-
     from tqdm import tqdm
 
-    from holefill.api import default_method, get_inpainter
+    from holefill.cli import mask_options_from_args
+    from holefill.pipeline import load_method, method_settings
 
-    options = mask_options_from_args(args)
-    pairs = pair_images(args.images, args.mask, from_alpha=options.from_alpha)
-    inpainter = get_inpainter(args.method or default_method(), **method_options)
-    if _single_output(args, pairs):
-        fill_file(
-            pairs[0],
-            Path(args.out),
-            inpainter,
-            options,
-            quality=args.quality,
-            concat=args.concat,
-            overwrite=args.overwrite,
-        )
-        return 0
-    out_dir = Path(args.out)
-    if out_dir.suffix.lower() in IMAGE_SUFFIXES and len(pairs) > 1:
-        raise InputError(f"{len(pairs)} images need an output folder, not the file {out_dir}")
-    suffix = "." + args.format.lower().lstrip(".")
+    images = list(args.images) + list(args.more_images or [])
+    if not images:
+        raise InputError("no images given: pass IMAGE ... (or --images PATH ...)")
+    settings = FileFill(
+        *method_settings(args.method, method_options),
+        mask=mask_options_from_args(args),
+        quality=OutputOptions(quality=args.quality).quality,
+        concat=args.concat,
+        overwrite=args.overwrite,
+        max_pixels=args.max_pixels,
+    )
+    pairs = pair_images(images, args.mask, from_alpha=settings.mask.from_alpha)
+    targets = output_paths(args.out, pairs, images, "." + args.format.lower().lstrip("."))
+    load_method(settings.method, **settings.options)  # a bad method or option: one error, first
     failures = 0
-    for pair in tqdm(pairs, desc="filling", unit="img", disable=None):
-        target = out_dir / pair.relative.with_suffix(suffix)
+    many = len(pairs) > 1
+    for pair, target in tqdm(
+        list(zip(pairs, targets, strict=True)),
+        desc="filling",
+        unit="img",
+        disable=True if args.quiet or not many else None,
+    ):
         try:
-            fill_file(
-                pair,
-                target,
-                inpainter,
-                options,
-                quality=args.quality,
-                concat=args.concat,
-                overwrite=args.overwrite,
-            )
+            _fill_and_report(pair, target, settings, quiet=args.quiet)
         except InputError as exc:
+            if not many:
+                raise
             failures += 1
             print(f"holefill: error: {exc}", file=sys.stderr)
     if failures:
         print(f"holefill: {failures} of {len(pairs)} images failed", file=sys.stderr)
         return 2
     return 0
+
+
+def _fill_and_report(pair: FillPair, target: Path, settings: FileFill, *, quiet: bool) -> None:
+    """Fill one file; its warnings name it; one line on success unless ``quiet``."""
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        result = fill_file(pair, target, settings)
+    for warning in caught:
+        print(f"holefill: warning: {pair.image}: {warning.message}", file=sys.stderr)
+    if not quiet:
+        seconds = time.perf_counter() - start
+        print(f"{target}  {result.method}  {seconds:.2f} s", flush=True)

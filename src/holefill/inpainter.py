@@ -3,7 +3,8 @@
 Tensor conventions, stated once and checked here at the boundary (kornia style):
 
 * ``image``: ``(B, 3, H, W)`` float in ``[0, 1]``;
-* ``hole``:  ``(B, 1, H, W)`` float, **1 where pixels are missing**, 0 where known.
+* ``hole``:  ``(B, 1, H, W)``, **1 (True) where pixels are missing**, 0 where known; read by the
+  mask rule of :mod:`holefill.mask_rule` (float: above 0.5; bool; uint8: above 127).
 
 A method subclasses :class:`Inpainter` (torch methods) or :class:`NumpyInpainter` (one image at a
 time as numpy arrays) and implements only its algorithm. Everything else -- validation, cropping
@@ -13,7 +14,6 @@ here once.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from holefill.errors import InputError, NothingToFillFromError
+from holefill.mask_rule import to_hole, warn_empty_mask
 
 Strategy = Literal["original", "crop", "resize"]
 STRATEGIES = ("original", "crop", "resize")
@@ -112,6 +113,14 @@ def check_inputs(image: torch.Tensor, hole: torch.Tensor) -> None:
         raise InputError(f"image must be a float tensor in [0, 1], got {image.dtype}")
 
 
+def bounding_window(windows: list[Window]) -> Window:
+    """The smallest window holding all of ``windows``."""
+    box = windows[0]
+    for window in windows[1:]:
+        box = box.union(window)
+    return box
+
+
 def _downscale(image: torch.Tensor, hole: torch.Tensor, max_side: int):
     """Shrink so the longest side is ``max_side``; a low-res pixel is hole if any source pixel was."""
     height, width = image.shape[-2:]
@@ -185,14 +194,12 @@ class Inpainter:
         """Fill ``hole`` (1 = missing) in ``image``; known pixels come back unchanged."""
         check_inputs(image, hole)
         image = image.float().clamp(0, 1)
-        hole = (hole > 0.5).float()
+        hole = to_hole(hole).float()
         out = image.clone()
         for index in range(image.shape[0]):
             sample_hole = hole[index : index + 1]
             if not sample_hole.any():
-                warnings.warn(
-                    "the mask is empty: nothing to fill, returning the input", stacklevel=2
-                )
+                warn_empty_mask()
                 continue
             if sample_hole.all():
                 raise NothingToFillFromError(
@@ -202,6 +209,18 @@ class Inpainter:
         return out
 
     __call__ = fill
+
+    def context_window(self, hole: np.ndarray) -> Window | None:
+        """The part of an image that :meth:`fill` reads for ``hole`` (bool ``(H, W)``): the box
+        around the ``crop`` windows, or None when it reads the whole image. Filling just that
+        part gives the same pixels, so a caller may convert only it (a small hole in a huge
+        photo)."""
+        if self.strategy != "crop" or not hole.any():
+            return None
+        windows = hole_windows(hole, self.margin)
+        if any(hole[window.slices].all() for window in windows):
+            return None  # a window without context falls back to the whole image
+        return bounding_window(windows)
 
     def _fill_one(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
         if self.strategy == "crop":

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
-import warnings
+import secrets
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from holefill.errors import ImageTooLargeError, InputError
+from holefill.mask_rule import DEFAULT_THRESHOLD, to_hole
 
 #: Images with more pixels than this are refused (decompression-bomb guard). 100 megapixels.
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -28,18 +29,22 @@ _PIL_FORMATS = {
     ".tiff": "TIFF",
 }
 
-Source = str | os.PathLike | IO[bytes] | Image.Image
+#: modes Pillow reads as one grey channel (with or without alpha)
+_GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "F", "I;16", "I;16B", "I;16L", "I;16N"})
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+Source = str | os.PathLike | IO[bytes] | bytes | Image.Image
+
+_PILLOW_LIMIT_LOCK = threading.Lock()
 
 
 @dataclass
 class LoadedImage:
     """An image as holefill works with it.
 
-    ``pixels`` is ``(H, W, 3)`` uint8 or uint16 RGB; ``alpha`` is ``(H, W)`` of the same dtype or
-    None; ``exif``/``icc`` are kept to write back where the output format allows.
+    ``pixels`` is ``(H, W, 3)`` uint8 or uint16 RGB (float in [0, 1] for float arrays); ``alpha``
+    is ``(H, W)`` of the same dtype or None; ``gray`` says the source had one grey channel (its
+    three channels here are equal); ``exif``/``icc`` are kept to write back where the output
+    format allows.
     """
 
     pixels: np.ndarray
@@ -48,6 +53,7 @@ class LoadedImage:
     icc: bytes | None = None
     source_mode: str = "RGB"
     info: dict[str, Any] = field(default_factory=dict)
+    gray: bool = False
 
     @property
     def size(self) -> tuple[int, int]:
@@ -58,7 +64,29 @@ class LoadedImage:
 def _name(source: Source) -> str:
     if isinstance(source, str | os.PathLike):
         return str(source)
-    return getattr(source, "name", "<image>") if not isinstance(source, Image.Image) else "<image>"
+    if isinstance(source, bytes | Image.Image):
+        return "<image>"
+    return getattr(source, "name", "<image>")
+
+
+def allow_pixels_in_pillow(max_pixels: int | None) -> None:
+    """Let Pillow's own decompression-bomb guard admit images up to ``max_pixels``.
+
+    holefill checks the pixel count itself, on the header, before decoding; Pillow's guard
+    (``Image.MAX_IMAGE_PIXELS``, 89.5 MP by default) must not refuse what that limit allows. The
+    guard is only ever raised, under a lock, never lowered or restored, so concurrent reads
+    (threads of ``holefill serve``) never see it lower than their own limit.
+    """
+    with _PILLOW_LIMIT_LOCK:
+        current = Image.MAX_IMAGE_PIXELS
+        if current is not None and (not max_pixels or max_pixels > current):
+            Image.MAX_IMAGE_PIXELS = max_pixels or None
+
+
+def _too_large(name: str, pixels: str, max_pixels: int) -> ImageTooLargeError:
+    return ImageTooLargeError(
+        f"{name}: {pixels} pixels exceeds the limit of {max_pixels:,} (raise it with --max-pixels)"
+    )
 
 
 def _open(source: Source, max_pixels: int) -> Image.Image:
@@ -67,17 +95,12 @@ def _open(source: Source, max_pixels: int) -> Image.Image:
     else:
         if isinstance(source, str | os.PathLike) and not Path(source).is_file():
             raise InputError(f"{source}: no such file")
+        allow_pixels_in_pillow(max_pixels)
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                image = Image.open(source)
-        except (
-            UnidentifiedImageError,
-            Image.DecompressionBombWarning,
-            Image.DecompressionBombError,
-        ) as exc:
-            if "decompression" in str(exc).lower() or "exceeds limit" in str(exc).lower():
-                raise ImageTooLargeError(f"{_name(source)}: {exc}") from None
+            image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        except Image.DecompressionBombError:
+            raise _too_large(_name(source), "more than twice that many", max_pixels) from None
+        except UnidentifiedImageError:
             raise InputError(f"{_name(source)}: not an image file holefill can read") from None
         except OSError as exc:
             raise InputError(f"{_name(source)}: cannot read image ({exc})") from None
@@ -85,42 +108,49 @@ def _open(source: Source, max_pixels: int) -> Image.Image:
     if width == 0 or height == 0:
         raise InputError(f"{_name(source)}: image has zero size ({width}x{height})")
     if max_pixels and width * height > max_pixels:
-        raise ImageTooLargeError(
-            f"{_name(source)}: {width}x{height} = {width * height:,} pixels exceeds the limit of "
-            f"{max_pixels:,} (raise it with --max-pixels)"
-        )
+        raise _too_large(_name(source), f"{width}x{height} = {width * height:,}", max_pixels)
     return image
 
 
 def _load_pixels(image: Image.Image, name: str) -> Image.Image:
-    previous = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None  # our own limit was checked on the header already
     try:
         image.load()
         return ImageOps.exif_transpose(image) or image
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{name}: image data is corrupt or truncated ({exc})") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = previous
 
 
-def _png_bit_depth(source: Source) -> int | None:
+def _encoded_bytes(source: Source) -> bytes | None:
+    """The file's bytes, for decoders other than Pillow (``None`` for a PIL image)."""
+    if isinstance(source, bytes):
+        return source
+    if isinstance(source, str | os.PathLike):
+        return Path(source).read_bytes()
+    if hasattr(source, "read") and hasattr(source, "seek"):
+        source.seek(0)
+        return source.read()
+    return None
+
+
+def _png_bit_depth(image: Image.Image) -> int | None:
     """Bit depth from a PNG's IHDR (PIL reduces 16-bit colour PNGs to 8 bits)."""
-    if not isinstance(source, str | os.PathLike):
+    if image.format != "PNG" or image.fp is None:
         return None
-    with open(source, "rb") as handle:
-        head = handle.read(26)
+    position = image.fp.tell()
+    image.fp.seek(0)
+    head = image.fp.read(26)
+    image.fp.seek(position)
     if head[:8] != b"\x89PNG\r\n\x1a\n" or len(head) < 26:
         return None
     return head[24]
 
 
-def _read_png16(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
+def _read_png16(data: bytes, name: str) -> tuple[np.ndarray, np.ndarray | None]:
     import cv2
 
-    data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    data = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if data is None:
-        raise InputError(f"{path}: cannot decode 16-bit PNG")
+        raise InputError(f"{name}: cannot decode 16-bit PNG")
     if data.ndim == 2:
         return np.repeat(data[..., None], 3, axis=2), None
     if data.shape[2] == 4:
@@ -149,24 +179,22 @@ def _to_rgb(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def read_image(source: Source, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
-    """Read an image file (or PIL image) into RGB pixels, applying EXIF orientation.
+    """Read an image file, its bytes or a PIL image into RGB pixels, applying EXIF orientation.
 
     Grayscale, palette, RGBA, 16-bit PNG and CMYK JPEG are read correctly; 16-bit stays 16-bit.
     Raises :class:`InputError` for unreadable, truncated or zero-size files and
-    :class:`ImageTooLargeError` above ``max_pixels``.
+    :class:`ImageTooLargeError` above ``max_pixels`` (checked on the header, before decoding).
     """
     name = _name(source)
     image = _open(source, max_pixels)
     exif = image.info.get("exif")
     icc = image.info.get("icc_profile")
     mode = image.mode
-    if (
-        image.format == "PNG"
-        and _png_bit_depth(source) == 16
-        and mode not in ("I;16", "I", "I;16B")
-    ):
+    gray = mode in _GRAY_MODES
+    sixteen_bit = not isinstance(source, Image.Image) and _png_bit_depth(image) == 16
+    if sixteen_bit and mode not in ("I;16", "I", "I;16B"):
+        pixels, alpha = _read_png16(_encoded_bytes(source), name)
         orientation = image.getexif().get(0x0112, 1)
-        pixels, alpha = _read_png16(source)
         if orientation != 1:
             pixels, alpha = _read_via_pil_orientation(image, pixels, alpha, name)
     else:
@@ -174,7 +202,9 @@ def read_image(source: Source, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loade
         pixels, alpha = _to_rgb(image)
     if exif:
         exif = _reset_orientation(exif)
-    return LoadedImage(np.ascontiguousarray(pixels), alpha, exif, icc, mode, dict(image.info))
+    return LoadedImage(
+        np.ascontiguousarray(pixels), alpha, exif, icc, mode, dict(image.info), gray=gray
+    )
 
 
 def _read_via_pil_orientation(image, pixels, alpha, name):
@@ -207,48 +237,46 @@ def _reset_orientation(exif: bytes) -> bytes:
     return parsed.tobytes()
 
 
-def binarize_mask(values: np.ndarray, *, threshold: int = 127, invert: bool = False) -> np.ndarray:
-    """Hole mask (True = hole) from 8-bit values: above ``threshold`` is hole (or below, inverted)."""
-    hole = values > threshold
-    return ~hole if invert else hole
+def read_mask_values(source: Source, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode a mask file (or PIL image) into the array it holds, for :func:`holefill.mask_rule.to_hole`.
+
+    Grey masks come back ``(H, W)`` uint8 (uint16 for 16-bit files); colour masks ``(H, W, 3)``;
+    masks with transparency ``(H, W, 4)`` RGBA, all with EXIF orientation applied.
+    """
+    name = _name(source)
+    image = _load_pixels(_open(source, max_pixels), name)
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        values = np.asarray(image)
+        if mode == "F" or values.max(initial=0) > 255:
+            return np.clip(values, 0, 65535).astype(np.uint16)
+        return np.clip(values, 0, 255).astype(np.uint8)
+    if mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in image.info):
+        return np.asarray(image.convert("RGBA"))
+    if mode in ("1", "L"):
+        return np.asarray(image.convert("L"))
+    return np.asarray(image.convert("RGB"))
 
 
 def read_mask(
     source: Source,
     *,
-    threshold: int = 127,
+    threshold: int = DEFAULT_THRESHOLD,
     invert: bool = False,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> np.ndarray:
-    """Read a mask of any mode as a bool ``(H, W)`` array, **True = hole** (white = hole).
-
-    Colour masks use their luminance; 16-bit masks are scaled to 8 bits; a mask with an alpha
-    channel and a uniform colour uses the alpha (painted = hole).
-    """
-    name = _name(source)
-    image = _load_pixels(_open(source, max_pixels), name)
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        values = np.asarray(image, dtype=np.float64)
-        values = values / 257.0 if values.max(initial=0) > 255 else values
-    elif image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = np.asarray(image.convert("RGBA"))
-        luminance = np.asarray(image.convert("RGBA").convert("L"), dtype=np.float64)
-        alpha = rgba[..., 3]
-        uniform = luminance.min() == luminance.max()
-        values = alpha.astype(np.float64) if uniform and alpha.min() != alpha.max() else luminance
-    else:
-        values = np.asarray(image.convert("L"), dtype=np.float64)
-    return binarize_mask(values, threshold=threshold, invert=invert)
+    """Read a mask file as a bool ``(H, W)`` array, **True = hole**, by the mask rule
+    (:mod:`holefill.mask_rule`: white = hole; values above ``threshold`` on the 8-bit scale)."""
+    values = read_mask_values(source, max_pixels=max_pixels)
+    return to_hole(values, threshold=threshold, invert=invert)
 
 
-def mask_from_alpha(loaded: LoadedImage, *, threshold: int = 127) -> np.ndarray:
-    """Hole mask from the image's alpha channel: transparent (alpha <= threshold) = hole."""
+def mask_from_alpha(loaded: LoadedImage, *, threshold: int = DEFAULT_THRESHOLD) -> np.ndarray:
+    """Hole mask from the image's alpha channel: transparent (alpha at or below ``threshold``, on
+    the 8-bit scale of the mask rule) = hole."""
     if loaded.alpha is None:
         raise InputError("the image has no alpha channel to use as the mask")
-    alpha = loaded.alpha.astype(np.float64)
-    if loaded.alpha.dtype == np.uint16:
-        alpha = alpha / 257.0
-    return alpha <= threshold
+    return to_hole(loaded.alpha, threshold=threshold, invert=True)
 
 
 def resize_mask(hole: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -268,8 +296,9 @@ def match_mask(
         return hole
     if not resize:
         raise InputError(
-            f"mask is {hole.shape[1]}x{hole.shape[0]} but the image is "
-            f"{image_size[1]}x{image_size[0]} (width x height); pass --resize-mask to resize it"
+            f"the mask is {hole.shape[1]}x{hole.shape[0]} but the image is "
+            f"{image_size[1]}x{image_size[0]} (width x height); resize the mask to the image "
+            "(--resize-mask, resize_mask=True) or give one of the same size"
         )
     return resize_mask(hole, image_size)
 
@@ -292,12 +321,22 @@ def encode_image(
     quality: int = 95,
     exif: bytes | None = None,
     icc: bytes | None = None,
+    compress_level: int | None = None,
 ) -> bytes:
-    """Encode ``(H, W, 3)`` uint8/uint16 (or ``(H, W)``) pixels as ``fmt`` bytes."""
+    """Encode ``(H, W, 3)`` RGB or ``(H, W)`` grey pixels, uint8 or uint16, as ``fmt`` bytes.
+
+    ``alpha`` (same dtype) is written where the format has one (PNG, WebP, TIFF); EXIF and ICC
+    where the format carries them (8-bit only: 16-bit PNG/TIFF are written by OpenCV).
+
+    ``compress_level`` (PNG only, 0-9) trades size for speed; None keeps Pillow's default (6).
+    """
     if pixels.dtype == np.uint16:
         return _encode_16bit(pixels, fmt, alpha)
-    if alpha is not None and fmt in ("PNG", "WEBP", "TIFF"):
-        image = Image.fromarray(np.dstack([pixels, alpha.astype(np.uint8)]), "RGBA")
+    keep_alpha = alpha is not None and fmt in ("PNG", "WEBP", "TIFF")
+    if keep_alpha and pixels.ndim == 2:
+        image = Image.fromarray(np.dstack([pixels, alpha]), "LA")
+    elif keep_alpha:
+        image = Image.fromarray(np.dstack([pixels, alpha]), "RGBA")
     else:
         image = Image.fromarray(pixels)
     options: dict[str, Any] = {}
@@ -307,6 +346,8 @@ def encode_image(
         options["exif"] = exif
     if icc and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
         options["icc_profile"] = icc
+    if compress_level is not None and fmt == "PNG":
+        options["compress_level"] = int(compress_level)
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **options)
     return buffer.getvalue()
@@ -317,13 +358,27 @@ def _encode_16bit(pixels: np.ndarray, fmt: str, alpha: np.ndarray | None) -> byt
 
     if fmt not in ("PNG", "TIFF"):
         raise InputError(f"16-bit images can be written as PNG or TIFF, not {fmt}")
+    if alpha is not None and pixels.ndim == 2:  # OpenCV writes 1, 3 or 4 channels
+        pixels = np.repeat(pixels[..., None], 3, axis=2)
     bgr = pixels[..., ::-1] if pixels.ndim == 3 else pixels
-    if alpha is not None and pixels.ndim == 3:
+    if alpha is not None:
         bgr = np.dstack([bgr, alpha.astype(np.uint16)])
     ok, data = cv2.imencode(".png" if fmt == "PNG" else ".tiff", np.ascontiguousarray(bgr))
     if not ok:
         raise InputError("could not encode the 16-bit image")
     return data.tobytes()
+
+
+def _create_temp(path: Path) -> tuple[int, str]:
+    """A new temp file ``.<name>.<8 hex digits>.tmp`` beside ``path``, created with mode 0666 so
+    the process umask applies as for any new file (no umask is read or changed)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    while True:
+        name = str(path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(name, flags, 0o666), name
+        except FileExistsError:
+            continue
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, overwrite: bool = True) -> None:
@@ -335,9 +390,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, overwrite: bool 
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    handle, temp_name = _create_temp(path)
     try:
-        os.fchmod(handle, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(handle, "wb") as temp_file:
             temp_file.write(data)
             temp_file.flush()

@@ -22,27 +22,17 @@ from pathlib import Path
 
 from holefill.batch.local import FillSettings, run_local
 from holefill.batch.manifest import (
-    ItemResult,
     ItemSource,
-    OutputStore,
     check_items,
     is_uri,
     items_from_folders,
     items_from_manifest,
-    open_store,
-    read_results,
 )
+from holefill.batch.store import ItemResult, OutputStore, open_store, read_results
+from holefill.cli import default_workers
 from holefill.errors import InputError
 
 ENGINES = ("local", "ray")
-
-
-def default_workers() -> int:
-    """The cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 @dataclass
@@ -122,14 +112,9 @@ class BatchSummary:
 
 def _check_method(settings: FillSettings) -> None:
     """Unknown methods and options are usage errors, found before any worker starts."""
-    from holefill.batch.local import method_option_names
+    from holefill.pipeline import method_settings
 
-    unknown = sorted(set(settings.options) - method_option_names(settings.method))
-    if unknown:
-        raise InputError(
-            f"method {settings.method!r} has no option {', '.join(unknown)}; "
-            f"options: {', '.join(sorted(method_option_names(settings.method)))}"
-        )
+    method_settings(settings.method, settings.options)
 
 
 def _item_source(job: BatchJob, store: OutputStore) -> ItemSource:

@@ -9,7 +9,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from holefill.cli import add_mask_arguments, add_method_arguments, method_options_from_args
+from holefill.cli import (
+    add_limit_arguments,
+    add_mask_arguments,
+    add_method_arguments,
+    add_output_arguments,
+    add_workers_argument,
+    mask_options_from_args,
+    method_options_from_args,
+    workers_from_args,
+)
 from holefill.errors import InputError
 
 EXIT_SOME_FAILED = 1
@@ -45,23 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     inputs.add_argument(
         "--masks",
+        "--mask",
+        dest="masks",
         metavar="DIR|FILE",
         help="mask folder matched by relative path and stem, or one mask for all",
     )
-    output = parser.add_argument_group("output")
-    output.add_argument(
-        "-o",
-        "--out",
-        required=True,
-        metavar="DIR|URI",
-        help="output folder, or s3://... gs://... (pyarrow filesystems)",
-    )
-    output.add_argument("--format", default="png", help="output format (png)")
-    output.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (95)")
-    output.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="fill items whose output exists again, replacing it",
+    output = add_output_arguments(
+        parser, out_help="output folder, or s3://... gs://... (pyarrow filesystems)"
     )
     output.add_argument("--no-progress", action="store_true", help="no progress bar")
     engine = parser.add_argument_group("engine")
@@ -71,12 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="local",
         help="local process pool (default) or a Ray Data pipeline",
     )
-    engine.add_argument(
-        "--workers",
-        type=int,
-        default=None,
-        help="worker processes or Ray actors (default: the cores here)",
-    )
+    add_workers_argument(engine, help_suffix="; Ray actors with --engine ray")
     engine.add_argument(
         "--address",
         help="Ray cluster to join: auto or ray://HOST:PORT (default: start a local Ray)",
@@ -86,32 +80,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_method_arguments(parser)
     add_mask_arguments(parser)
+    add_limit_arguments(parser.add_argument_group("limits"))
     return parser
 
 
 def job_from_args(args: argparse.Namespace):
     """The :class:`~holefill.batch.BatchJob` the arguments describe."""
-    from holefill.api import default_method
-    from holefill.batch import BatchJob, FillSettings, default_workers
-    from holefill.files import mask_options_from_args
-    from holefill.io import output_format
+    from holefill.batch import BatchJob, FillSettings
+    from holefill.pipeline import OutputOptions, method_settings
 
     suffix = "." + args.format.lower().lstrip(".")
-    output_format(f"output{suffix}")  # raises InputError for an unknown format
-    if args.workers is not None and args.workers < 0:
-        raise InputError(f"--workers must be >= 0, got {args.workers}")
+    OutputOptions.for_path(f"output{suffix}", quality=args.quality)  # unknown format, bad quality
+    workers = workers_from_args(args)
     if args.gpus_per_worker < 0:
         raise InputError(f"--gpus-per-worker must be >= 0, got {args.gpus_per_worker}")
     if args.engine == "local" and (args.address or args.gpus_per_worker):
         raise InputError("--address and --gpus-per-worker need --engine ray")
+    method, options = method_settings(args.method, method_options_from_args(args))
     settings = FillSettings(
-        method=args.method or default_method(),
-        options=method_options_from_args(args),
+        method=method,
+        options=options,
         mask=mask_options_from_args(args),
         suffix=suffix,
         quality=args.quality,
+        max_pixels=args.max_pixels,
     )
-    workers = default_workers() if args.workers is None else args.workers
     if args.engine == "ray":
         workers = max(1, workers)
     return BatchJob(
@@ -125,7 +118,7 @@ def job_from_args(args: argparse.Namespace):
         address=args.address,
         gpus_per_worker=args.gpus_per_worker,
         overwrite=args.overwrite,
-        progress=not args.no_progress,
+        progress=not (args.no_progress or args.quiet),
     )
 
 
@@ -135,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     summary = run_batch(job_from_args(args))
-    print(summary.line())
+    if not args.quiet:
+        print(summary.line())
     if summary.failed:
         print(
             f"holefill batch: {summary.failed} items failed; see their error rows in "

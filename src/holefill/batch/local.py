@@ -16,15 +16,16 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-import numpy as np
-
-from holefill.batch.manifest import BatchItem, ItemResult, OutputStore, local_input, open_store
+from holefill.batch.manifest import BatchItem, local_input
+from holefill.batch.store import ItemResult, OutputStore, open_store
 from holefill.errors import HolefillError
-from holefill.files import FillPair, MaskOptions, load_pair
-from holefill.io import encode_image, output_format
+from holefill.io import DEFAULT_MAX_PIXELS
+from holefill.pipeline import MaskOptions, OutputOptions, fill_image
 
 #: environment variables that cap the thread pools of BLAS, OpenMP and numba in a worker
 THREAD_VARIABLES = (
@@ -45,14 +46,16 @@ class FillSettings:
     mask: MaskOptions = MaskOptions()
     suffix: str = ".png"  # of outputs the inputs do not name
     quality: int = 95
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
 
 @dataclass(frozen=True)
 class Filled:
-    """An encoded output and the fraction of the image that was hole."""
+    """An encoded output, the fraction of the image that was hole, and the fill's warning."""
 
     data: bytes
     hole_ratio: float
+    warning: str | None = None
 
 
 def limit_threads() -> None:
@@ -80,42 +83,44 @@ def method_option_names(method: str) -> frozenset[str]:
     return frozenset(method_options(method))
 
 
-def inpainter_for(method: str, settings: FillSettings):
-    """The (cached) inpainter of ``method``; a manifest row's own method gets the options it has."""
-    from holefill.api import get_inpainter
+def item_options(method: str, settings: FillSettings) -> dict:
+    """The options of ``method``: the job's, less those a manifest row's own method lacks."""
+    if method == settings.method:
+        return settings.options
+    accepted = method_option_names(method)
+    return {key: value for key, value in settings.options.items() if key in accepted}
 
-    options = settings.options
-    if method != settings.method:
-        accepted = method_option_names(method)
-        options = {key: value for key, value in options.items() if key in accepted}
-    return get_inpainter(method, **options)
+
+def inpainter_for(method: str, settings: FillSettings):
+    """The (cached) inpainter of ``method`` for this job."""
+    from holefill.pipeline import load_method
+
+    return load_method(method, **item_options(method, settings))
 
 
 def fill_item(item: BatchItem, settings: FillSettings) -> Filled:
-    """Read, check, fill and encode one item (format by the output's suffix).
+    """Fill one item through the pipeline, encoded by the output's suffix.
 
     Raises :class:`HolefillError` on bad input.
     """
-    from holefill.api import fill_pixels
-
+    method = item.method or settings.method
+    output = OutputOptions.for_path(item.output, quality=settings.quality)
     with local_input(item.image) as image_path, local_input(item.mask) as mask_path:
-        pair = FillPair(image_path, mask_path, image_path)
-        loaded, hole = load_pair(pair, settings.mask)
-    inpainter = inpainter_for(item.method or settings.method, settings)
-    filled = fill_pixels(loaded.pixels, hole, inpainter) if hole.any() else loaded.pixels
-    alpha, fmt = loaded.alpha, output_format(item.output)
-    if filled.dtype == np.uint16 and fmt not in ("PNG", "TIFF"):
-        filled = (filled // 257).astype(np.uint8)
-        alpha = None if alpha is None else (alpha // 257).astype(np.uint8)
-    data = encode_image(
-        filled,
-        fmt,
-        alpha=alpha,
-        quality=settings.quality,
-        exif=loaded.exif,
-        icc=loaded.icc,
-    )
-    return Filled(data, float(hole.mean()))
+        result = fill_image(
+            image_path,
+            mask_path,
+            method,
+            item_options(method, settings),
+            mask_options=settings.mask,
+            output=output,
+            max_pixels=settings.max_pixels,
+        )
+    return Filled(result.data, result.hole_ratio, result.warning)
+
+
+def note_of(filled: Filled) -> str:
+    """The text of an ``ok`` row: empty, or the fill's warning (an empty mask)."""
+    return f"warning: {filled.warning}" if filled.warning else ""
 
 
 def describe_error(exc: BaseException) -> str:
@@ -171,6 +176,7 @@ def process_item(
         store,
         settings,
         "ok",
+        error=note_of(filled),
         seconds=time.perf_counter() - start,
         hole_ratio=filled.hole_ratio,
     )
@@ -233,21 +239,11 @@ def _pool_context():
     return context
 
 
-def _worker_pids(pool) -> set[int]:
-    return {process.pid for process in pool._pool}  # CPython's Pool keeps its workers there
-
-
-def _check_workers(pool, first_workers: set[int]) -> None:
-    """Stop the job when a worker has died: ``multiprocessing.Pool`` would replace it and wait
-    forever for the item it held, or, when workers die while starting, start new ones forever."""
-    dead = [p for p in pool._pool if p.exitcode is not None]
-    if dead or not _worker_pids(pool) <= first_workers:
-        code = f" (exit code {dead[0].exitcode})" if dead else ""
-        raise HolefillError(
-            f"a worker process died{code}: killed, out of memory, or it could not start. A script "
-            'that calls holefill.batch must do so under `if __name__ == "__main__":`. Finished '
-            "items are in the results log; run the job again to fill the rest"
-        )
+_WORKER_DIED = (
+    "a worker process died: killed, out of memory, or it could not start. A script that calls "
+    'holefill.batch must do so under `if __name__ == "__main__":`. Finished items are in the '
+    "results log; run the job again to fill the rest"
+)
 
 
 def _work(item: BatchItem) -> tuple[ItemResult, str | None]:
@@ -270,17 +266,6 @@ def _single_threaded_environment():
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-
-
-def _bounded(
-    items: Iterable[BatchItem], slots: threading.Semaphore, stop: threading.Event
-) -> Iterator[BatchItem]:
-    """Yield items only while fewer than the slots are in flight (runs in the pool's feeder)."""
-    for item in items:
-        while not slots.acquire(timeout=0.1):
-            if stop.is_set():
-                return
-        yield item
 
 
 def _needs_work(
@@ -309,22 +294,14 @@ def run_local(
     workers: int,
     overwrite: bool = False,
 ) -> None:
-    """Fill ``items`` with ``workers`` processes (0: in this process), reporting each result.
-
-    ``on_result`` is called under a lock, from this thread or the pool's feeder thread.
-    """
-    lock = threading.Lock()
-
-    def report(result: ItemResult) -> None:
-        with lock:
-            on_result(result)
-
+    """Fill ``items`` with ``workers`` processes (0: in this process), reporting each result
+    (``on_result`` is called from this thread)."""
     items = iter(items)
     if workers <= 0:
         for item in items:
-            report(process_item(item, store, settings, overwrite))
+            on_result(process_item(item, store, settings, overwrite))
         return
-    work = (item for item in items if _needs_work(item, store, settings, overwrite, report))
+    work = (item for item in items if _needs_work(item, store, settings, overwrite, on_result))
     first = next(work, None)
     if first is None:  # nothing left to fill: no worker starts
         return
@@ -332,7 +309,7 @@ def run_local(
         itertools.chain([first], work),
         settings,
         store,
-        report,
+        on_result,
         workers=workers,
         overwrite=overwrite,
     )
@@ -347,33 +324,39 @@ def _run_pool(
     workers: int,
     overwrite: bool,
 ) -> None:
+    """Stream ``items`` through ``workers`` processes, at most ``2 * workers + 2`` in flight.
+
+    A worker that dies (killed, out of memory, or failing to start, as in a script without a
+    main guard) breaks the pool (:class:`BrokenProcessPool`): the job stops with advice instead
+    of waiting for the item it held.
+    """
     setup = _WorkerSetup(settings, store.location, overwrite, os.getpid())
-    slots, stop = threading.Semaphore(2 * workers + 2), threading.Event()
-    context = _pool_context()
     with _single_threaded_environment():
-        pool = context.Pool(workers, initializer=_init_worker, initargs=(setup,))
-    first_workers = _worker_pids(pool)
-    results = pool.imap_unordered(_work, _bounded(items, slots, stop))
+        executor = ProcessPoolExecutor(
+            workers, mp_context=_pool_context(), initializer=_init_worker, initargs=(setup,)
+        )
+    in_flight: set[Future] = set()
     try:
-        while True:
-            try:
-                result, fatal = results.next(timeout=0.5)
-            except multiprocessing.TimeoutError:
-                _check_workers(pool, first_workers)
-                continue
-            except StopIteration:
-                break
-            slots.release()
-            if fatal:
-                raise HolefillError(
-                    f"the workers could not load method {settings.method!r}: {fatal}"
-                )
-            report(result)
-    except BaseException:
-        stop.set()
-        pool.terminate()
-        raise
-    else:
-        pool.close()
+        for item in items:
+            in_flight.add(executor.submit(_work, item))
+            if len(in_flight) >= 2 * workers + 2:
+                in_flight = _collect(in_flight, settings, report)
+        while in_flight:
+            in_flight = _collect(in_flight, settings, report)
+    except BrokenProcessPool:
+        raise HolefillError(_WORKER_DIED) from None
     finally:
-        pool.join()
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _collect(
+    in_flight: set[Future], settings: FillSettings, report: Callable[[ItemResult], None]
+) -> set[Future]:
+    """Wait for at least one future, report those done; returns those still running."""
+    done, pending = wait(in_flight, return_when=FIRST_COMPLETED)
+    for future in done:
+        result, fatal = future.result()  # raises BrokenProcessPool when a worker died
+        if fatal:
+            raise HolefillError(f"the workers could not load method {settings.method!r}: {fatal}")
+        report(result)
+    return pending

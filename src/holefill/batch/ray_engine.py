@@ -11,6 +11,7 @@ from every node (a shared filesystem, or ``s3://`` / ``gs://`` URIs in a manifes
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -25,9 +26,11 @@ from holefill.batch.local import (
     fill_item,
     limit_threads,
     method_option_names,
+    note_of,
     result_for,
 )
-from holefill.batch.manifest import BatchItem, ItemResult, OutputStore
+from holefill.batch.manifest import BatchItem
+from holefill.batch.store import ItemResult, OutputStore
 from holefill.errors import HolefillError
 
 #: one item per block up to this many items: the actors share the work evenly to the last item
@@ -73,7 +76,7 @@ class FillActor:
             start = time.perf_counter()
             try:
                 filled = fill_item(item, self.settings)
-                status, error, data, ratio = "ok", "", filled.data, filled.hole_ratio
+                status, error, data, ratio = "ok", note_of(filled), filled.data, filled.hole_ratio
             except Exception as exc:  # noqa: BLE001 - one bad item must not stop the job
                 status, error, data, ratio = "error", describe_error(exc), b"", -1.0
             for name, value in zip(
@@ -211,13 +214,7 @@ def _run_pipeline(
     size = _pipeline_size(ray, workers, gpus_per_worker, len(pending))
     wants_device = gpus_per_worker > 0 and "device" not in settings.options
     if wants_device and "device" in method_option_names(settings.method):
-        settings = FillSettings(
-            settings.method,
-            {**settings.options, "device": "cuda"},
-            settings.mask,
-            settings.suffix,
-            settings.quality,
-        )
+        settings = dataclasses.replace(settings, options={**settings.options, "device": "cuda"})
     dataset = ray.data.from_items(pending, override_num_blocks=_block_count(len(pending)))
     dataset = dataset.map_batches(
         _actor_class(settings),
@@ -250,6 +247,7 @@ def _write_row(
     seconds = float(row["seconds"])
     if row["status"] != "ok":
         return result_for(item, store, settings, "error", error=str(row["error"]), seconds=seconds)
+    note = str(row["error"])
     start = time.perf_counter()
     try:
         store.write(item.output, bytes(row["data"]), overwrite=overwrite)
@@ -262,6 +260,7 @@ def _write_row(
         store,
         settings,
         "ok",
+        error=note,
         seconds=seconds + time.perf_counter() - start,
         hole_ratio=float(row["hole_ratio"]),
     )

@@ -2,8 +2,8 @@
 
 Example::
 
-    holefill bench --images ../shared/data/val/imagenet256 \\
-        --masks ../shared/data/masks/nvidia_irregular --methods telea,navier_stokes \\
+    holefill bench --images "$HOLEFILL_SHARED/data/val/imagenet256" \\
+        --masks "$HOLEFILL_SHARED/data/masks/nvidia_irregular" --methods telea,navier_stokes \\
         --per-bin 10 --out reports/bench256
 """
 
@@ -20,7 +20,12 @@ EXIT_FAILURES = 1  # the report was written, but some pairs failed
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from holefill.cli import add_method_arguments
+    from holefill.cli import (
+        add_limit_arguments,
+        add_method_arguments,
+        add_quiet_argument,
+        add_workers_argument,
+    )
 
     parser = argparse.ArgumentParser(
         prog="holefill bench",
@@ -59,13 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = parser.add_argument_group("run")
     run.add_argument("--methods", help="comma-separated methods (see `holefill methods`)")
     run.add_argument(
+        "-o",
         "--out",
         required=True,
         help="report folder (created; resumed if it holds a report of the same settings)",
     )
-    run.add_argument(
-        "--workers", type=int, default=1, help="processes for CPU methods (1: all in this process)"
-    )
+    add_workers_argument(run, help_suffix="; torch methods run in this process")
     run.add_argument("--grids", type=int, default=2, help="pairs per bin shown in grids (2)")
     run.add_argument(
         "--retry-errors",
@@ -82,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-lpips", action="store_true", help="skip the real LPIPS even where it is installed"
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_quiet_argument(run)
+    add_limit_arguments(run)
     add_method_arguments(parser)
     for action in parser._actions:  # two method flags also serve the bench itself
         if action.dest == "seed":
@@ -89,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         elif action.dest == "vgg_weights":
             action.help = (
                 "VGG-19 weights of the VGG distance (and of methods that take it); "
-                "default $HOLEFILL_VGG_WEIGHTS, else the shared vgg19_to_relu4_1.pth"
+                "default $HOLEFILL_VGG_WEIGHTS; without either, no VGG distance"
             )
         elif action.dest == "method":
             action.help = "one method (same as --methods)"
@@ -122,7 +128,7 @@ def resolve_method_options(
     Raises :class:`InputError` for an option no chosen method takes. Every method that has a
     ``seed`` gets ``seed``.
     """
-    from holefill.registry import method_options
+    from holefill.registry import check_options, method_options
 
     known = {name: method_options(name) for name in methods}
     resolved: dict[str, dict[str, Any]] = {name: {} for name in methods}
@@ -139,12 +145,9 @@ def resolve_method_options(
         name, _, option = key.partition(".")
         if name not in resolved:
             raise InputError(f"option {key!r}: {name!r} is not among --methods")
-        if option not in known[name]:
-            raise InputError(
-                f"method {name!r} has no option {option!r}; options: "
-                f"{', '.join(sorted(known[name]))}"
-            )
         resolved[name][option] = value
+    for name in methods:  # METHOD.KEY names one method's option: it must be one
+        check_options(name, resolved[name])
     for name in methods:
         if "seed" in known[name]:
             resolved[name].setdefault("seed", seed)
@@ -152,15 +155,12 @@ def resolve_method_options(
 
 
 def _metric_vgg(args: argparse.Namespace) -> Path | None:
-    from holefill.paths import default_local_vgg19, vgg_weights_path
+    from holefill.paths import vgg_weights_path
 
     explicit = vgg_weights_path(args.vgg_weights)
-    if explicit is not None:
-        if not explicit.is_file():
-            raise InputError(f"{explicit}: VGG weights file not found")
-        return explicit
-    fallback = default_local_vgg19()
-    return fallback if fallback.is_file() else None
+    if explicit is not None and not explicit.is_file():
+        raise InputError(f"{explicit}: VGG weights file not found")
+    return explicit
 
 
 def _pairs(args: argparse.Namespace, seed: int):
@@ -192,10 +192,10 @@ def _rerun(text: str, methods: list[str]) -> tuple[str, ...]:
 def config_from_args(args: argparse.Namespace):
     """A :class:`holefill.bench.run.BenchConfig` from parsed arguments."""
     from holefill.bench.run import BenchConfig
-    from holefill.cli import method_options_from_args
+    from holefill.cli import method_options_from_args, workers_from_args
 
-    if args.size < 0 or args.workers < 1 or args.grids < 0:
-        raise InputError("--size and --grids must be 0 or more, --workers at least 1")
+    if args.size < 0 or args.grids < 0:
+        raise InputError("--size and --grids must be 0 or more")
     seed = 0 if args.seed is None else args.seed
     methods = parse_methods(args)
     options = method_options_from_args(args)
@@ -208,13 +208,14 @@ def config_from_args(args: argparse.Namespace):
         seed=seed,
         border_distance=args.border_distance,
         grids=args.grids,
-        workers=args.workers,
+        workers=workers_from_args(args),
+        max_pixels=args.max_pixels,
         vgg_weights=_metric_vgg(args),
         use_vgg=not args.no_vgg,
         use_lpips=not args.no_lpips,
         retry_errors=args.retry_errors,
         rerun=_rerun(args.rerun, methods),
-        progress=False if args.no_progress else None,
+        progress=False if args.no_progress or args.quiet else None,
     )
 
 
@@ -264,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     config = config_from_args(args)
     outcome = run_bench(config)
     paths = write_report(config, outcome)
-    _print_overview(summarize(outcome.rows, config.methods, outcome.metrics), outcome, paths)
+    if not args.quiet:
+        _print_overview(summarize(outcome.rows, config.methods, outcome.metrics), outcome, paths)
     if outcome.errors:
         print(
             f"holefill: {len(outcome.errors)} fills failed; see {paths['summary.md']}",

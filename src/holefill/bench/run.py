@@ -14,7 +14,6 @@ import io
 import json
 import math
 import os
-import time
 import warnings
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -27,7 +26,7 @@ import numpy as np
 from holefill.bench.metrics import HOLE_METRICS, METRICS, MetricSuite, build_metrics
 from holefill.bench.pairs import Pair, grid_pairs, pairs_csv_text
 from holefill.errors import InputError
-from holefill.io import atomic_write_bytes, read_image, read_mask
+from holefill.io import DEFAULT_MAX_PIXELS, atomic_write_bytes
 
 RESULT_COLUMNS = (
     "pair",
@@ -67,7 +66,8 @@ class BenchConfig:
     seed: int = 0
     border_distance: int = 50
     grids: int = 2
-    workers: int = 1
+    workers: int = 0  # worker processes for numpy methods; 0: all in this process
+    max_pixels: int = DEFAULT_MAX_PIXELS
     vgg_weights: Path | None = None
     use_vgg: bool = True
     use_lpips: bool = True
@@ -100,17 +100,21 @@ class RunOutcome:
 # ---------------------------------------------------------------------------------------------
 
 
-def prepare_pair(pair: Pair, size: int) -> tuple[np.ndarray, np.ndarray]:
+def prepare_pair(
+    pair: Pair, size: int, *, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[np.ndarray, np.ndarray]:
     """Ground truth ``(H, W, 3)`` uint8 RGB and hole ``(H, W)`` bool as evaluated.
 
-    With ``size`` > 0 both are centre-cropped to a square and resized to ``size`` (image: area when
-    shrinking, Lanczos when enlarging; mask: nearest). With 0 the image keeps its size and the mask
-    is resized to it (nearest). 16-bit images are reduced to 8 bits, alpha is dropped.
+    Both are decoded by the pipeline (:func:`holefill.pipeline.decode_image`, the mask rule of
+    :func:`holefill.pipeline.read_hole`). With ``size`` > 0 both are centre-cropped to a square
+    and resized to ``size`` (image: area when shrinking, Lanczos when enlarging; mask: nearest).
+    With 0 the image keeps its size and the mask is resized to it (nearest). 16-bit images are
+    evaluated in 8 bits (:func:`holefill.pipeline.to_8bit`), alpha is dropped.
     """
-    pixels = read_image(pair.image).pixels
-    if pixels.dtype == np.uint16:
-        pixels = (pixels // 257).astype(np.uint8)
-    hole = read_mask(pair.mask)
+    from holefill.pipeline import decode_image, read_hole, to_8bit
+
+    pixels = to_8bit(decode_image(pair.image, max_pixels=max_pixels).pixels)
+    hole, _ = read_hole(pair.mask, max_pixels=max_pixels)
     if size:
         pixels = _square(pixels, size, mask=False)
         hole = _square(hole.astype(np.uint8), size, mask=True).astype(bool)
@@ -156,10 +160,11 @@ class _Worker:
         self._inpainters: dict[str, Any] = {}
 
     def inpainter(self, method: str):
+        """The pipeline's inpainter of ``method``, warmed up once in this process."""
         if method not in self._inpainters:
-            from holefill.registry import create_inpainter
+            from holefill.pipeline import load_method
 
-            inpainter = create_inpainter(method, **self.config.method_options[method])
+            inpainter = load_method(method, **self.config.method_options[method])
             _warm_up(inpainter)
             self._inpainters[method] = inpainter
         return self._inpainters[method]
@@ -176,7 +181,7 @@ class _Worker:
             "method": method,
         }
         try:
-            truth, hole = prepare_pair(pair, self.config.size)
+            truth, hole = prepare_pair(pair, self.config.size, max_pixels=self.config.max_pixels)
             row["hole_ratio"] = f"{hole.mean():.6f}"
             filled, seconds = self.fill(method, truth, hole)
             values = self.metrics(filled, truth, hole, truth_key=(index, self.config.size))
@@ -190,15 +195,15 @@ class _Worker:
         return _complete(row)
 
     def fill(self, method: str, truth: np.ndarray, hole: np.ndarray) -> tuple[np.ndarray, float]:
-        """Fill ``hole`` of ``truth``; returns the result and the seconds the method took."""
-        from holefill.api import fill_pixels
+        """Fill ``hole`` of ``truth`` through the pipeline; returns the result and the seconds
+        the method took. A pair whose hole vanished at this size cannot be evaluated."""
+        from holefill.pipeline import fill_image
 
-        if not hole.any():
+        self.inpainter(method)  # warmed up before the timed fill
+        result = fill_image(truth, hole, method, self.config.method_options[method])
+        if result.empty:
             raise InputError("the mask has no hole pixels at this size")
-        inpainter = self.inpainter(method)
-        start = time.perf_counter()
-        filled = fill_pixels(truth, hole, inpainter)
-        return filled, time.perf_counter() - start
+        return result.pixels, result.seconds
 
 
 def _warm_up(inpainter) -> None:
@@ -492,7 +497,7 @@ def _evaluate_all(
     metrics: MetricSuite,
 ) -> Iterator[dict[str, str]]:
     """Rows of ``tasks`` as they finish: torch methods here, numpy methods in the pool."""
-    in_pool = {method: config.workers > 1 and _in_pool(method) for method in config.methods}
+    in_pool = {method: config.workers > 0 and _in_pool(method) for method in config.methods}
     pooled = [task for task in tasks if in_pool[task[1]]]
     local = [task for task in tasks if not in_pool[task[1]]]
     if local:

@@ -11,8 +11,14 @@ from __future__ import annotations
 import numpy as np
 
 from holefill.inpainter import NumpyInpainter
+from holefill.registry import Package, register_method
 
 
+@register_method(
+    "biharmonic",
+    summary="Biharmonic equation inpainting (scikit-image, Damelin & Hoang 2018)",
+    needs=(Package("skimage", "scikit-image"),),
+)
 class BiharmonicInpainter(NumpyInpainter):
     """Solve the biharmonic equation in each hole region (``skimage.restoration.inpaint_biharmonic``).
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from holefill.errors import InputError
 from holefill.inpainter import NumpyInpainter
+from holefill.registry import Package, register_method
 
 __all__ = ["CriminisiInpainter", "criminisi_inpaint"]
 
@@ -95,6 +96,11 @@ def criminisi_inpaint(
     return work
 
 
+@register_method(
+    "criminisi",
+    summary="Exemplar-based filling by fill-front priority (Criminisi et al. 2004)",
+    needs=(Package("numba"),),
+)
 class CriminisiInpainter(NumpyInpainter):
     """Exemplar-based filling by fill-front priority (Criminisi, Pérez & Toyama 2004).
 

@@ -45,7 +45,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,14 +58,24 @@ from torch import Tensor
 
 from holefill.errors import InputError, WeightsError
 from holefill.inpainter import Inpainter
-from holefill.paths import package_weights_dir
+from holefill.methods.pconv import DEFAULT_WEIGHTS_NAME as PCONV_WEIGHTS_NAME
+from holefill.registry import Package, PackagedWeights, register_method
+from holefill.weights import (
+    cached_network,
+    load_network,
+    packaged_file,
+    read_weights,
+    resolve_device,
+    vgg19_file,
+    write_weights,
+)
 
 FORMAT = "holefill-content"
 DEFAULT_WEIGHTS_NAME = "content_default.safetensors"
 CONTENTS = ("pconv", "context_encoder")
 TEXTURES = ("patch", "neural")
-_CACHE: OrderedDict[tuple, torch.nn.Module] = OrderedDict()
-_CACHE_SIZE = 4
+#: how a user allows the VGG-19 download, for the message when no VGG-19 file is found
+DOWNLOAD_HINT = "-p download_vgg=true (download_vgg=True in Python)"
 
 __all__ = [
     "NeuralPatchInpainter",
@@ -83,7 +92,7 @@ __all__ = [
 
 def default_weights_path() -> Path:
     """The packaged content network (``holefill/weights/content_default.safetensors``)."""
-    return package_weights_dir() / DEFAULT_WEIGHTS_NAME
+    return packaged_file(DEFAULT_WEIGHTS_NAME)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -99,31 +108,14 @@ def save_content(
     dtype: str = "float16",
     metadata: dict[str, str] | None = None,
 ) -> Path:
-    """Write a content network as safetensors with its config in the header (atomically).
-
-    Parameters
-    ----------
-    state_dict : dict
-        ``ContentNet.state_dict()``; floating tensors are stored as ``dtype``.
-    config : ContentNetConfig
-    path : path
-        Output ``.safetensors`` file.
-    dtype : {"float16", "bfloat16", "float32"}
-    metadata : dict of str, optional
-        Extra header entries (``step``, ``train_config``...).
-
-    Returns
-    -------
-    pathlib.Path
-    """
-    from holefill.methods.pconv import write_weights
-
+    """Write a :class:`~holefill.nn.content.ContentNet`'s ``state_dict`` and ``config`` as a
+    ``holefill-content`` weights file: :func:`holefill.weights.write_weights`, whose parameters
+    these are."""
     return write_weights(state_dict, config, path, FORMAT, dtype=dtype, metadata=metadata)
 
 
 def read_content(path: str | os.PathLike):
     """``(config, tensors, header)`` of a content-network file, without building the network."""
-    from holefill.methods.pconv import read_weights
     from holefill.nn.content import ContentNetConfig
 
     return read_weights(
@@ -138,51 +130,25 @@ def read_content(path: str | os.PathLike):
 
 def load_content(path: str | os.PathLike, device: str | torch.device = "cpu"):
     """Build a :class:`~holefill.nn.content.ContentNet` from a weights file (eval mode, float32)."""
-    from holefill.methods.pconv import check_state
     from holefill.nn.content import ContentNet
 
-    config, tensors, _ = read_content(path)
-    net = ContentNet(config)
-    expected = net.state_dict()
-    check_state(tensors, expected, str(path))
-    net.load_state_dict({name: tensors[name].to(expected[name].dtype) for name in expected})
-    return net.to(device).eval().requires_grad_(False)
-
-
-def _cached(key: tuple, build):
-    model = _CACHE.get(key)
-    if model is None:
-        model = _CACHE[key] = build()
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    _CACHE.move_to_end(key)
-    return model
+    return load_network(path, read_content, ContentNet, device)
 
 
 def _content_net(path: Path, device: torch.device):
-    stat = path.stat()
-    key = ("content", str(path.resolve()), stat.st_mtime_ns, stat.st_size, str(device))
-    return _cached(key, lambda: load_content(path, device))
+    return cached_network("content", path, device, lambda: load_content(path, device))
 
 
-def _feature_net(vgg_weights: Path | None, layers: tuple[str, ...], device: torch.device):
+def _feature_net(vgg_weights: Path, layers: tuple[str, ...], device: torch.device):
     from holefill.nn.vgg import build_feature_net
 
-    key = ("vgg19", str(vgg_weights), layers, str(device))
-    return _cached(
-        key, lambda: build_feature_net("vgg19", weights=vgg_weights, taps=layers).to(device)
+    return cached_network(
+        "vgg19",
+        vgg_weights,
+        device,
+        lambda: build_feature_net("vgg19", weights=vgg_weights, taps=layers).to(device),
+        layers,
     )
-
-
-def _resolve_device(request: str) -> torch.device:
-    if request == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if request.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("device cuda was asked for but no CUDA GPU is available")
-    try:
-        return torch.device(request)
-    except RuntimeError:
-        raise InputError(f"unknown device {request!r}; use cpu, cuda or auto") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -482,6 +448,16 @@ class _Timing:
         return "\n".join(lines)
 
 
+@register_method(
+    "neural_patch",
+    summary="Multi-scale neural patch synthesis (Yang et al. 2017): PConv content, texture "
+    "from the photo's own patches at full resolution",
+    needs=(
+        PackagedWeights(PCONV_WEIGHTS_NAME),
+        Package("numba"),
+        Package("cv2", "opencv-python-headless"),
+    ),
+)
 class NeuralPatchInpainter(Inpainter):
     """Fill holes by multi-scale neural patch synthesis [1]_ on a content network.
 
@@ -498,8 +474,12 @@ class NeuralPatchInpainter(Inpainter):
         Weights of the content network (PConv weights, or a ``.safetensors`` file from
         ``holefill train content`` with ``content="context_encoder"``). Default: the packaged file.
     vgg_weights : str, optional
-        VGG-19 file for ``texture="neural"``; default ``$HOLEFILL_VGG_WEIGHTS``, else the shared
-        ``vgg19_to_relu4_1.pth``.
+        VGG-19 file for ``texture="neural"`` (``vgg19_to_relu4_1.pth`` or torchvision's
+        ``vgg19-dcbb9e9d.pth``); default ``$HOLEFILL_VGG_WEIGHTS``, else torchvision's file in the
+        torch hub cache.
+    download_vgg : bool
+        With ``texture="neural"`` and no VGG-19 file found, download torchvision's (548 MB) into
+        the torch hub cache; without it that is an error that says how to give a file.
     content_side : int
         Longest side the content network works at (PConv; larger windows are shrunk for it).
     patch_size : int
@@ -564,6 +544,7 @@ class NeuralPatchInpainter(Inpainter):
         texture: str = "patch",
         weights: str | None = None,
         vgg_weights: str | None = None,
+        download_vgg: bool = False,
         content_side: int = 512,
         patch_size: int = 7,
         iterations: int | Sequence[int] = (6, 3, 2, 1),
@@ -616,11 +597,13 @@ class NeuralPatchInpainter(Inpainter):
         self.layers = _layer_tuple(layers, "layers")
         self.match_every, self.max_sources = int(match_every), int(max_sources)
         self.neural_max_side, self.verbose = int(neural_max_side), bool(verbose)
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         self.content_model = self._load_content(weights)
         self.vgg_weights = None
         if texture == "neural":  # fail now on a missing file or layer
-            self.vgg_weights = self._vgg_path(vgg_weights)
+            self.vgg_weights = vgg19_file(
+                vgg_weights, download=bool(download_vgg), download_hint=DOWNLOAD_HINT
+            )
             _feature_net(self.vgg_weights, self.layers, self.device)
 
     def __repr__(self) -> str:
@@ -631,15 +614,6 @@ class NeuralPatchInpainter(Inpainter):
         )
 
     # -- setup ------------------------------------------------------------------------------
-    @staticmethod
-    def _vgg_path(explicit: str | None) -> Path | None:
-        from holefill.paths import default_local_vgg19, vgg_weights_path
-
-        chosen = vgg_weights_path(explicit)
-        if chosen is None and default_local_vgg19().is_file():
-            chosen = default_local_vgg19()
-        return chosen
-
     def _load_content(self, weights: str | None):
         if self.content == "pconv":
             from holefill.methods.pconv import PConvInpainter

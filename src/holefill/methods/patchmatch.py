@@ -34,6 +34,7 @@ from numba import njit
 
 from holefill.errors import InputError
 from holefill.inpainter import NumpyInpainter
+from holefill.registry import Package, register_method
 
 # Settings measured on benchmarks/bench_patchmatch.py (PSNR against PyPatchMatch) and on the
 # periodic textures of tests/test_patchmatch.py.
@@ -57,6 +58,12 @@ _COHERENCE = 0.2
 _SIGMA_PERCENTILE = 50.0
 
 
+@register_method(
+    "patchmatch",
+    summary="PatchMatch (Barnes et al. 2009) inside coarse-to-fine EM completion "
+    "(Wexler et al. 2007)",
+    needs=(Package("numba"), Package("cv2", "opencv-python-headless")),
+)
 class PatchMatchInpainter(NumpyInpainter):
     """Fill holes by PatchMatch [1]_ inside coarse-to-fine EM completion [2]_.
 

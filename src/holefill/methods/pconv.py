@@ -12,10 +12,7 @@ References
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -23,33 +20,30 @@ import torch
 
 from holefill.errors import InputError, WeightsError
 from holefill.inpainter import Inpainter
-from holefill.paths import package_weights_dir
+from holefill.registry import PackagedWeights, register_method
+from holefill.weights import (  # noqa: F401 - check_state, weights_digest: old import paths
+    cached_network,
+    check_state,
+    load_network,
+    packaged_file,
+    read_weights,
+    resolve_device,
+    weights_digest,
+    write_weights,
+)
 
 FORMAT = "holefill-pconv"
 DEFAULT_WEIGHTS_NAME = "pconv_default.safetensors"
-_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
-_CACHE: OrderedDict[tuple, torch.nn.Module] = OrderedDict()
-_CACHE_SIZE = 4
 
 
 def default_weights_path() -> Path:
     """The packaged weights (``holefill/weights/pconv_default.safetensors``)."""
-    return package_weights_dir() / DEFAULT_WEIGHTS_NAME
+    return packaged_file(DEFAULT_WEIGHTS_NAME)
 
 
 # ---------------------------------------------------------------------------------------------
-# The file format
+# The file format (holefill.weights, with format holefill-pconv)
 # ---------------------------------------------------------------------------------------------
-
-
-def weights_digest(tensors: dict[str, torch.Tensor]) -> str:
-    """sha256 over the tensors' names, dtypes, shapes and bytes, in name order."""
-    digest = hashlib.sha256()
-    for name in sorted(tensors):
-        tensor = tensors[name].detach().cpu().contiguous()
-        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 def save_pconv(
@@ -60,63 +54,10 @@ def save_pconv(
     dtype: str = "float16",
     metadata: dict[str, str] | None = None,
 ) -> Path:
-    """Write a network's weights as safetensors with its config in the header (atomically).
-
-    Parameters
-    ----------
-    state_dict : dict
-        ``PConvUNet.state_dict()``; floating tensors are stored as ``dtype``, others unchanged.
-    config : PConvConfig
-        The network's configuration.
-    path : path
-        Output ``.safetensors`` file.
-    dtype : {"float16", "bfloat16", "float32"}
-    metadata : dict of str, optional
-        Extra header entries (``step``, ``train_config``...).
-
-    Returns
-    -------
-    pathlib.Path
-        ``path``.
-    """
+    """Write a :class:`~holefill.nn.unet.PConvUNet`'s ``state_dict`` and ``config`` as a
+    ``holefill-pconv`` weights file: :func:`holefill.weights.write_weights`, whose parameters
+    these are."""
     return write_weights(state_dict, config, path, FORMAT, dtype=dtype, metadata=metadata)
-
-
-def write_weights(
-    state_dict: dict[str, torch.Tensor],
-    config: Any,
-    path: str | os.PathLike,
-    file_format: str,
-    *,
-    dtype: str = "float16",
-    metadata: dict[str, str] | None = None,
-) -> Path:
-    """A holefill weights file (PConv, content network): safetensors whose header holds
-    ``format``, the network's ``config`` (JSON), ``dtype`` and ``weights_sha256``; written
-    atomically."""
-    from safetensors.torch import save
-
-    from holefill.io import atomic_write_bytes
-
-    if dtype not in _DTYPES:
-        raise InputError(f"unknown export dtype {dtype!r}; use {', '.join(_DTYPES)}")
-    tensors = {
-        name: (
-            t.detach().to("cpu", _DTYPES[dtype]) if t.is_floating_point() else t.detach().cpu()
-        ).contiguous()
-        for name, t in state_dict.items()
-    }
-    header = {
-        **(metadata or {}),
-        "format": file_format,
-        "config": json.dumps(config.to_dict()),
-        "dtype": dtype,
-        "weights_sha256": weights_digest(tensors),
-    }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, save(tensors, metadata={k: str(v) for k, v in header.items()}))
-    return path
 
 
 def read_pconv(path: str | os.PathLike) -> tuple[Any, dict[str, torch.Tensor], dict[str, str]]:
@@ -132,64 +73,6 @@ def read_pconv(path: str | os.PathLike) -> tuple[Any, dict[str, torch.Tensor], d
     )
 
 
-def read_weights(
-    path: str | os.PathLike,
-    file_format: str,
-    config_type: Any,
-    *,
-    what: str,
-    export_hint: str,
-    kind: str | None = None,
-) -> tuple[Any, dict[str, torch.Tensor], dict[str, str]]:
-    """``(config, tensors, header)`` of a :func:`write_weights` file of ``file_format``;
-    :class:`WeightsError` for a missing (``what`` names it), unreadable or foreign file (not a
-    holefill ``kind`` file; default ``what``)."""
-    from safetensors import safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: {what} file not found")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            header = handle.metadata() or {}
-            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
-    except Exception as exc:  # noqa: BLE001 - safetensors raises several types for bad files
-        raise WeightsError(f"{path}: not a readable safetensors file ({exc})") from None
-    if header.get("format") != file_format or "config" not in header:
-        raise WeightsError(
-            f"{path}: not a holefill {kind or what} file (no {file_format} header); {export_hint}"
-        )
-    try:
-        config = config_type.from_dict(json.loads(header["config"]))
-    except (ValueError, TypeError) as exc:
-        raise WeightsError(f"{path}: the config in the header is invalid ({exc})") from None
-    return config, tensors, header
-
-
-def check_state(
-    tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], source: str
-) -> None:
-    """Raise :class:`WeightsError` unless ``tensors`` has exactly the expected names and shapes."""
-    missing = [name for name in expected if name not in tensors]
-    if missing:
-        raise WeightsError(
-            f"{source}: tensor {missing[0]!r} is missing "
-            f"({len(missing)} missing); the file does not match its config"
-        )
-    for name, reference in expected.items():
-        if tuple(tensors[name].shape) != tuple(reference.shape):
-            raise WeightsError(
-                f"{source}: tensor {name!r} has shape {tuple(tensors[name].shape)}, "
-                f"the config needs {tuple(reference.shape)}"
-            )
-    extra = [name for name in tensors if name not in expected]
-    if extra:
-        raise WeightsError(
-            f"{source}: unexpected tensor {extra[0]!r} ({len(extra)} extra); "
-            "the file does not match its config"
-        )
-
-
 def load_pconv(path: str | os.PathLike, device: str | torch.device = "cpu"):
     """Build a :class:`~holefill.nn.unet.PConvUNet` from a weights file, in eval mode, float32.
 
@@ -200,36 +83,7 @@ def load_pconv(path: str | os.PathLike, device: str | torch.device = "cpu"):
     """
     from holefill.nn.unet import PConvUNet
 
-    config, tensors, _ = read_pconv(path)
-    net = PConvUNet(config)
-    expected = net.state_dict()
-    check_state(tensors, expected, str(path))
-    net.load_state_dict({name: tensors[name].to(expected[name].dtype) for name in expected})
-    return net.to(device).eval().requires_grad_(False)
-
-
-def _cached_net(path: Path, device: torch.device):
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, str(device))
-    net = _CACHE.get(key)
-    if net is None:
-        net = load_pconv(path, device)
-        _CACHE[key] = net
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    _CACHE.move_to_end(key)
-    return net
-
-
-def _resolve_device(request: str) -> torch.device:
-    if request == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if request.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("device cuda was asked for but no CUDA GPU is available")
-    try:
-        return torch.device(request)
-    except RuntimeError:
-        raise InputError(f"unknown device {request!r}; use cpu, cuda or auto") from None
+    return load_network(path, read_pconv, PConvUNet, device)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -237,6 +91,11 @@ def _resolve_device(request: str) -> torch.device:
 # ---------------------------------------------------------------------------------------------
 
 
+@register_method(
+    "pconv",
+    summary="Partial-convolution U-Net (Liu et al. 2018), weights trained by holefill",
+    needs=(PackagedWeights(DEFAULT_WEIGHTS_NAME),),
+)
 class PConvInpainter(Inpainter):
     """Fill holes with a partial-convolution U-Net [1]_.
 
@@ -246,7 +105,19 @@ class PConvInpainter(Inpainter):
         A ``.safetensors`` file written by ``holefill train export`` (or at the end of a training
         run). Default: the packaged ``holefill/weights/pconv_default.safetensors``.
     device : str
-        ``cpu``, ``cuda`` or ``auto`` (cuda when available).
+        ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (cuda when available).
+    tta : bool
+        Test-time augmentation: average the fill with the mirrored image's fill (both in one batch).
+        +0.07 dB over the bins 0.2-0.6 on the shared ImageNet pairs at 256 px, +0.08 dB on CBSD68.
+    seam : float
+        Width in pixels of the blend with OpenCV Telea at the hole's edge (0: off). Hole pixels at
+        distance ``d`` from the known region take ``seam_weight * exp(-(d - 1) / seam)`` of
+        Telea's fill, which is more accurate than the network's within a few pixels of the edge.
+    seam_weight : float
+        Telea's share at the edge itself (``d = 1``), in [0, 1].
+    precision : {"auto", "float32", "bfloat16"}
+        Arithmetic of the network. ``auto``: bfloat16 on CUDA and on CPUs with native bfloat16
+        (AVX-512 BF16 / AMX; 1.6x faster here, within 0.01 dB), else float32.
     strategy, max_side, margin, seed
         See :class:`~holefill.inpainter.Inpainter`. The network sees at most 512 px by default.
 
@@ -265,7 +136,11 @@ class PConvInpainter(Inpainter):
         self,
         *,
         weights: str | None = None,
-        device: str = "cpu",
+        device: str = "auto",
+        tta: bool = True,
+        seam: float = 2.0,
+        seam_weight: float = 0.5,
+        precision: str = "auto",
         strategy: str | None = None,
         max_side: int | None = None,
         margin: int = 32,
@@ -278,22 +153,89 @@ class PConvInpainter(Inpainter):
                 f"no PConv weights: {path} is not installed; pass --weights FILE.safetensors "
                 "or train one with `holefill train pconv` and export it"
             )
+        if seam < 0:
+            raise InputError(f"seam must be >= 0 pixels, got {seam}")
+        if not 0 <= seam_weight <= 1:
+            raise InputError(f"seam_weight must be in [0, 1], got {seam_weight}")
         self.weights = path
-        self.device = _resolve_device(device)
-        self.net = _cached_net(path, self.device)
+        self.device = resolve_device(device)
+        self.tta = bool(tta)
+        self.seam = float(seam)
+        self.seam_weight = float(seam_weight)
+        self.compute_dtype = _compute_dtype(precision, self.device)
+        self.net = cached_network("pconv", path, self.device, lambda: load_pconv(path, self.device))
         self.size_multiple = int(self.net.size_multiple)  # overrides the class attribute
 
     def __repr__(self) -> str:
         return (
             f"PConvInpainter(weights={str(self.weights)!r}, device={str(self.device)!r}, "
+            f"tta={self.tta}, seam={self.seam}, seam_weight={self.seam_weight}, "
+            f"precision={str(self.compute_dtype).removeprefix('torch.')!r}, "
             f"strategy={self.strategy!r}, max_side={self.max_side}, margin={self.margin})"
         )
 
     def _fill(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
-        valid = 1.0 - hole
-        with torch.no_grad():
-            output = self.net(image.to(self.device), valid.to(self.device))
-        return output.float().to(image.device)
+        output = self._network_fill(image, hole)
+        if self.seam > 0 and self.seam_weight > 0:
+            output = torch.stack(
+                [self._blend_seam(image[i], hole[i, 0], output[i]) for i in range(len(image))]
+            )
+        return output
+
+    def _network_fill(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+        valid = 1.0 - hole.to(self.device)
+        image = image.to(self.device) * valid
+        if self.tta:  # the fill and the mirrored image's fill, in one batch
+            image = torch.cat([image, image.flip(-1)])
+            valid = torch.cat([valid, valid.flip(-1)])
+        autocast = torch.autocast(
+            self.device.type,
+            dtype=self.compute_dtype,
+            enabled=self.compute_dtype != torch.float32,
+        )
+        with torch.no_grad(), autocast:
+            output = self.net(image, valid).float()
+        if self.tta:
+            half = len(output) // 2
+            output = 0.5 * (output[:half] + output[half:].flip(-1))
+        return output.to(hole.device)
+
+    def _blend_seam(
+        self, image: torch.Tensor, hole: torch.Tensor, output: torch.Tensor
+    ) -> torch.Tensor:
+        """Blend Telea's fill into ``output`` within a few ``seam`` widths of the hole's edge."""
+        import cv2
+        import numpy as np
+
+        hole_u8 = (hole > 0.5).cpu().numpy().astype(np.uint8)
+        distance = cv2.distanceTransform(hole_u8, cv2.DIST_L2, 3)
+        share = self.seam_weight * np.exp(-(distance - 1.0) / self.seam) * hole_u8
+        reach = (hole_u8 > 0) & (share > 1e-3)
+        if not reach.any():
+            return output
+        pixels = np.rint(image.permute(1, 2, 0).cpu().numpy().clip(0, 1) * 255).astype(np.uint8)
+        telea = cv2.inpaint(pixels, hole_u8, 3.0, cv2.INPAINT_TELEA)
+        telea = torch.from_numpy(telea).permute(2, 0, 1).to(output) / 255.0
+        weight = torch.from_numpy(share.astype(np.float32)).to(output)
+        return output + weight * (telea - output)
+
+
+def _compute_dtype(precision: str, device: torch.device) -> torch.dtype:
+    if precision not in ("auto", "float32", "bfloat16"):
+        raise InputError(f"unknown precision {precision!r}; use auto, float32 or bfloat16")
+    if precision == "auto":
+        return torch.bfloat16 if _native_bfloat16(device) else torch.float32
+    return torch.bfloat16 if precision == "bfloat16" else torch.float32
+
+
+def _native_bfloat16(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return (
+        device.type == "cpu"
+        and bool(torch.backends.mkldnn.is_available())
+        and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    )
 
 
 __all__ = [

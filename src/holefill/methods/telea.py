@@ -7,8 +7,14 @@ Journal of Graphics Tools 9(1), 2004.
 """
 
 from holefill.methods._opencv import OpenCVInpainter
+from holefill.registry import Package, register_method
 
 
+@register_method(
+    "telea",
+    summary="OpenCV fast-marching inpainting (Telea 2004)",
+    needs=(Package("cv2", "opencv-python-headless"),),
+)
 class TeleaInpainter(OpenCVInpainter):
     """Fill by fast marching from the hole boundary inwards, each pixel a weighted average of its
     known neighbourhood within ``radius`` (``cv2.INPAINT_TELEA``)."""

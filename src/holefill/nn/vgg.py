@@ -2,14 +2,17 @@
 
 Three networks, chosen by name in :func:`build_feature_net`:
 
-- ``"vgg19"``: VGG-19 [1]_. A file in the shared folder's layout (``conv1_1.weight`` ..., the
-  original Caffe weights: ``vgg19_to_relu4_1.pth``) runs with Caffe preprocessing (BGR, 0-255, mean
+- ``"vgg19"``: VGG-19 [1]_. A file in holefill's layout (``conv1_1.weight`` ..., the original
+  Caffe weights: ``vgg19_to_relu4_1.pth``) runs with Caffe preprocessing (BGR, 0-255, mean
   subtracted) and raw-scale activations. A file in torchvision's layout (``features.N.weight``:
-  ``vgg19-dcbb9e9d.pth``, which is downloaded into the torch hub cache on first use when no local
-  file is given or shared) runs with ImageNet mean/std input and is named ``vgg19_torchvision``
-  (its activations have torchvision VGG-16's scale, so the losses leave them unscaled).
+  ``vgg19-dcbb9e9d.pth`` in the torch hub cache, downloaded there only when the caller allows it)
+  runs with ImageNet mean/std input and is named ``vgg19_torchvision`` (its activations have
+  torchvision VGG-16's scale, so the losses leave them unscaled).
 - ``"vgg16"``: the network of the partial-convolution paper [2]_ (taps pool1-pool3), with
   torchvision's published ImageNet weights ``vgg16-397923af.pth`` and ImageNet mean/std input.
+
+Which file: :func:`holefill.weights.vgg19_file` (an explicit path, ``$HOLEFILL_VGG_WEIGHTS``, the
+torch hub cache, the download only when asked for).
 - ``"random"``: the VGG-19 layout with seeded random weights, for tests.
 
 References
@@ -22,7 +25,6 @@ References
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -33,7 +35,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from holefill.errors import InputError, WeightsError
-from holefill.paths import default_local_vgg19, vgg_weights_path
+from holefill.weights import (
+    VGG16_URL,
+    VGG19_URL,
+    name_hash_prefix,
+    verify_file,
+    vgg16_file,
+    vgg19_file,
+)
 
 __all__ = [
     "VGGFeatures",
@@ -43,9 +52,6 @@ __all__ = [
     "VGG19_PLAN",
     "VGG16_PLAN",
 ]
-
-VGG16_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
-VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 
 _BLOCK_CHANNELS = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
 
@@ -208,6 +214,8 @@ def build_feature_net(
     taps: tuple[str, ...] | None = None,
     *,
     seed: int = 0,
+    download: bool = False,
+    download_hint: str = "",
 ) -> VGGFeatures:
     """Build a frozen feature network by name.
 
@@ -216,14 +224,17 @@ def build_feature_net(
     name : {"vgg19", "vgg16", "random"}
         See the module docstring.
     weights : str or Path, optional
-        Weights file. Default: ``$HOLEFILL_VGG_WEIGHTS``, else for ``"vgg19"`` the shared
-        ``vgg19_to_relu4_1.pth`` and for ``"vgg16"`` torchvision's file in the torch hub cache
-        (downloaded there if absent). Ignored for ``"random"``.
+        Weights file. Default: ``$HOLEFILL_VGG_WEIGHTS``, else torchvision's file in the torch
+        hub cache (:func:`holefill.weights.vgg19_file`). Ignored for ``"random"``.
     taps : tuple of str, optional
         Outputs; defaults: vgg16 ``pool1, pool2, pool3`` (the paper), vgg19 and random
         ``pool1, pool2, relu3_1`` (their closest equivalents).
     seed : int
         Seed of the ``"random"`` network.
+    download : bool
+        Download torchvision's file into the torch hub cache when no file is found.
+    download_hint : str
+        How the caller's user allows the download, for the message when no file is found.
 
     Returns
     -------
@@ -239,10 +250,7 @@ def build_feature_net(
         raise InputError(f"unknown feature network {name!r}; choose from {sorted(_DEFAULT_TAPS)}")
     taps = tuple(taps) if taps is not None else _DEFAULT_TAPS[name]
     if name == "vgg19":
-        path = vgg_weights_path(weights)
-        if path is None:
-            local = default_local_vgg19()
-            path = local if local.is_file() else _hub_file(VGG19_URL, "VGG-19")
+        path = vgg19_file(weights, download=download, download_hint=download_hint)
         state = _load_state(path)
         if any(key.startswith("features.") for key in state):  # torchvision's layout
             net = VGGFeatures(VGG19_PLAN, taps, IMAGENET, name="vgg19_torchvision")
@@ -251,7 +259,7 @@ def build_feature_net(
             net = VGGFeatures(VGG19_PLAN, taps, CAFFE, name="vgg19")
         net.load_conv_weights(state, str(path))
     elif name == "vgg16":
-        path = vgg_weights_path(weights) or _hub_file(VGG16_URL, "VGG-16")
+        path = vgg16_file(weights, download=download, download_hint=download_hint)
         net = VGGFeatures(VGG16_PLAN, taps, IMAGENET, name="vgg16")
         net.load_conv_weights(_torchvision_to_plan(_load_state(path), VGG16_PLAN), str(path))
     else:
@@ -263,7 +271,9 @@ def build_feature_net(
 def _load_state(path: Path) -> dict[str, Tensor]:
     if not path.is_file():
         raise WeightsError(f"VGG weights file not found: {path}")
-    _check_hash_prefix(path)
+    prefix = name_hash_prefix(path)  # torch hub's name-<sha256 prefix>.pth
+    if prefix is not None:
+        verify_file(path, prefix, what="VGG weights file")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle, zip and torch errors all mean "unreadable"
@@ -271,41 +281,6 @@ def _load_state(path: Path) -> dict[str, Tensor]:
     if not isinstance(state, Mapping):
         raise WeightsError(f"{path} does not hold a state dict (got {type(state).__name__})")
     return dict(state)
-
-
-def _check_hash_prefix(path: Path) -> None:
-    """torch hub's convention: a file named ``name-<hex>.pth`` has a sha256 starting with <hex>."""
-    match = re.fullmatch(r".+-([0-9a-f]{8,})\.pth?", path.name)
-    if match is None:
-        return
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    if not digest.hexdigest().startswith(match.group(1)):
-        raise WeightsError(
-            f"{path}: sha256 {digest.hexdigest()[:16]}... does not start with {match.group(1)} "
-            "as its name says; the file is corrupt or not the published one, delete it"
-        )
-
-
-def _hub_file(url: str, label: str) -> Path:
-    """torchvision's published file in the torch hub cache, downloaded there (hash-checked) when
-    absent."""
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
-    if cached.is_file():
-        return cached
-    hash_prefix = re.fullmatch(r".+-([0-9a-f]{8,})\.pth", cached.name).group(1)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        torch.hub.download_url_to_file(url, str(cached), hash_prefix=hash_prefix)
-    except Exception as exc:  # offline, proxy, disk or hash failure
-        raise WeightsError(
-            f"{label} weights are not in {cached.parent} and could not be downloaded from "
-            f"{url} ({exc}). Download that file yourself and pass --vgg-weights PATH "
-            "or set HOLEFILL_VGG_WEIGHTS=PATH (or put it in the torch hub cache)."
-        ) from exc
-    return cached
 
 
 def _torchvision_to_plan(state: Mapping[str, Tensor], plan: Sequence[str]) -> dict[str, Tensor]:

@@ -7,7 +7,12 @@ Endpoints
 ``GET /api/methods``     the registered methods, their summaries and the options a client may set.
 ``POST /api/inpaint``    multipart ``image`` + ``mask`` (white = hole), optional ``method`` and
                          ``options`` (a JSON object) -> the filled image as PNG, same size as the image.
-``GET /docs``            the OpenAPI page.
+``POST /api/select``     multipart ``image`` + ``point`` (``x,y``) or ``box`` (``left,top,right,bottom``)
+                         -> the mask of the object there (:func:`holefill.select.select_object`).
+``POST /api/grow``       multipart ``mask`` + ``pixels`` -> the mask grown (or shrunk, if negative).
+``GET /docs``            the OpenAPI page (Swagger UI from the installed ``fastapi-offline``: no network).
+
+Who may use it -- the Host and Origin checks, the token, CORS -- is :mod:`holefill.serve.security`.
 
 Safety: uploads are limited in bytes (the ``Content-Length`` header and the bytes actually read) and
 in pixels (read from the header before decoding); at most ``workers`` fills run at once and at most
@@ -32,14 +37,26 @@ from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, Response
+from fastapi_offline import FastAPIOffline
+from PIL import Image
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from holefill.api import default_method, fill_pixels, get_inpainter
 from holefill.errors import HolefillError, ImageTooLargeError, InputError
-from holefill.io import encode_image, read_image, read_mask
-from holefill.registry import describe_methods, method_options
+from holefill.io import DEFAULT_MAX_PIXELS
+from holefill.pipeline import (
+    MaskOptions,
+    OutputOptions,
+    decode_image,
+    default_method,
+    fill_image,
+    read_hole,
+)
+from holefill.registry import check_options, describe_methods, method_options
+from holefill.select import grow_mask, select_object
+from holefill.serve.security import TOKEN_HEADER, SecurityConfig, SecurityMiddleware
 
 try:  # python-multipart >= 0.0.13 is imported as python_multipart
     from python_multipart.exceptions import MultipartParseError
@@ -55,6 +72,16 @@ MEGABYTE = 1024 * 1024
 SERVER_ONLY_OPTIONS = frozenset({"weights", "vgg_weights", "device"})
 _SERVER_ONLY_SUFFIXES = ("weights", "_path", "_dir", "_file")
 _MAX_FORM_PARTS = 16
+#: Largest grow/shrink, in pixels.
+MAX_GROW = 500
+#: Response headers a page on another origin (--cors-origin) may read.
+_EXPOSED_HEADERS = [
+    "X-Holefill-Method",
+    "X-Holefill-Seconds",
+    "X-Holefill-Box",
+    "X-Holefill-Warning",
+    "Retry-After",
+]
 
 
 @dataclass
@@ -64,7 +91,7 @@ class ServeConfig:
     Parameters
     ----------
     method : str, optional
-        Method used when a request names none; default :func:`holefill.api.default_method`.
+        Method used when a request names none; default :func:`holefill.pipeline.default_method`.
     options : dict
         Method options given when the server started (``--radius 5``, ``--device cuda``, ...);
         applied to every method that accepts them. Clients may override those that are not
@@ -72,7 +99,8 @@ class ServeConfig:
     max_upload_mb : float
         Largest request body, in MiB.
     max_pixels : int
-        Largest image (and mask), in pixels, checked on the file header before decoding.
+        Largest image (and mask), in pixels, checked on the file header before decoding
+        (``--max-pixels``, the same limit and default as every holefill command).
     workers : int
         Fills running at once.
     queue_size : int
@@ -82,7 +110,7 @@ class ServeConfig:
     method: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     max_upload_mb: float = 50.0
-    max_pixels: int = 40_000_000
+    max_pixels: int = DEFAULT_MAX_PIXELS
     workers: int = 1
     queue_size: int = 4
 
@@ -289,6 +317,7 @@ class _FillJob:
     mask: bytes
     method: str
     options: dict[str, Any]
+    mask_options: MaskOptions = field(default_factory=MaskOptions)
 
 
 def _text_field(form: dict[str, _Part], name: str) -> str:
@@ -329,47 +358,37 @@ class FillService:
         method = _text_field(form, "method") or self.config.method
         client = _client_options(_text_field(form, "options"))
         accepted = method_options(method)  # raises UnknownMethodError (422) for a bad name
-        unknown = sorted(set(client) - set(accepted))
-        if unknown:
-            settable = sorted(name for name in accepted if not _is_server_only(name))
-            raise InputError(
-                f"method {method!r} has no option {', '.join(unknown)}; "
-                f"options: {', '.join(settable) or '(none)'}"
-            )
+        check_options(method, client, hidden=[name for name in accepted if _is_server_only(name)])
         options = {name: value for name, value in self.config.options.items() if name in accepted}
         options.update(client)
         return _FillJob(_file_field(form, "image"), _file_field(form, "mask"), method, options)
 
-    def run(self, job: _FillJob) -> bytes:
+    def run(self, job: _FillJob) -> FillOutcome:
         """Fill ``job`` as PNG bytes; blocks the calling thread until a worker is free."""
         with self.queue.slot():
             return self._fill(job)
 
-    def _fill(self, job: _FillJob) -> bytes:
-        limit = self.config.max_pixels
-        loaded = read_image(_named(job.image, "image"), max_pixels=limit)
-        hole = read_mask(_named(job.mask, "mask"), max_pixels=limit)
-        if hole.shape != loaded.size:
-            raise InputError(
-                f"the mask is {hole.shape[1]}x{hole.shape[0]} but the image is "
-                f"{loaded.size[1]}x{loaded.size[0]} pixels; they must be the same size"
-            )
-        if not hole.any():
-            raise InputError("the mask is empty: paint the area to fill in white")
-        try:
-            inpainter = get_inpainter(job.method, **job.options)
-        except (TypeError, ValueError) as exc:
-            if isinstance(exc, HolefillError):
-                raise
-            raise InputError(f"invalid options for {job.method}: {exc}") from None
-        filled = fill_pixels(loaded.pixels, hole, inpainter)
-        return encode_image(
-            filled,
-            "PNG",
-            alpha=_alpha_like(loaded.alpha, filled),
-            exif=loaded.exif or None,
-            icc=loaded.icc,
+    def _fill(self, job: _FillJob) -> FillOutcome:
+        """The pipeline on one request: the PNG keeps 16 bits, grey stays grey; an empty mask
+        is not an error (the image comes back unchanged, with the pipeline's warning)."""
+        result = fill_image(
+            _named(job.image, "image"),
+            _named(job.mask, "mask"),
+            job.method,
+            job.options,
+            mask_options=job.mask_options,
+            output=OutputOptions("PNG", compress_level=1),  # a local answer: fast over small
+            max_pixels=self.config.max_pixels,
         )
+        return FillOutcome(result.data, result.warning)
+
+
+@dataclass
+class FillOutcome:
+    """A filled PNG and the warning the fill gave, if any (an empty mask)."""
+
+    png: bytes
+    warning: str | None = None
 
 
 def _named(data: bytes, name: str) -> io.BytesIO:
@@ -379,50 +398,151 @@ def _named(data: bytes, name: str) -> io.BytesIO:
     return buffer
 
 
-def _alpha_like(alpha: np.ndarray | None, pixels: np.ndarray) -> np.ndarray | None:
-    if alpha is None or alpha.dtype == pixels.dtype:
-        return alpha
-    return (alpha // 257).astype(np.uint8) if pixels.dtype == np.uint8 else alpha
+# -- selecting and growing masks ------------------------------------------------------------------
+
+
+@dataclass
+class _MaskJob:
+    """A ``/api/select`` or ``/api/grow`` request, validated but not decoded."""
+
+    upload: bytes
+    point: tuple[float, ...] | None = None
+    box: tuple[float, ...] | None = None
+    pixels: int = 0
+
+
+def _numbers_field(form: dict[str, _Part], name: str, count: int) -> tuple[float, ...] | None:
+    text = _text_field(form, name)
+    if not text:
+        return None
+    try:
+        numbers = tuple(float(item) for item in text.replace(",", " ").split())
+    except ValueError:
+        numbers = ()
+    if len(numbers) != count or not all(math.isfinite(number) for number in numbers):
+        example = "x,y" if count == 2 else "left,top,right,bottom"
+        raise InputError(
+            f"{name} must be {count} numbers in image pixels ({example}), got {text!r}"
+        )
+    return numbers
+
+
+def _select_job(form: dict[str, _Part]) -> _MaskJob:
+    point, box = _numbers_field(form, "point", 2), _numbers_field(form, "box", 4)
+    if point is None and box is None:
+        raise InputError("give a point (x,y) on the object or a box (left,top,right,bottom)")
+    return _MaskJob(_file_field(form, "image"), point=point, box=box)
+
+
+def _grow_job(form: dict[str, _Part]) -> _MaskJob:
+    text = _text_field(form, "pixels")
+    if not text.lstrip("-").isdigit() or abs(int(text)) > MAX_GROW:
+        raise InputError(
+            f"pixels must be a whole number from -{MAX_GROW} to {MAX_GROW}, got {text!r}"
+        )
+    return _MaskJob(_file_field(form, "mask"), pixels=int(text))
+
+
+def _mask_answer(hole: np.ndarray) -> tuple[bytes, dict[str, str]]:
+    """A mask as PNG, grey + alpha: white and opaque on the hole, black and transparent elsewhere.
+
+    Read as a grey image it is a holefill mask (white = hole); drawn on a page it is an overlay.
+    The ``X-Holefill-Box`` header is its bounding box ``left,top,right,bottom`` (empty: no hole).
+    """
+    values = hole.astype(np.uint8) * 255
+    buffer = io.BytesIO()
+    Image.fromarray(np.dstack([values, values]), "LA").save(buffer, "PNG", compress_level=1)
+    rows, cols = np.any(hole, axis=1), np.any(hole, axis=0)
+    box = ""
+    if rows.any():
+        top, bottom = np.argmax(rows), len(rows) - np.argmax(rows[::-1])
+        left, right = np.argmax(cols), len(cols) - np.argmax(cols[::-1])
+        box = f"{left},{top},{right},{bottom}"
+    return buffer.getvalue(), {"X-Holefill-Box": box}
+
+
+def _select(job: _MaskJob, max_pixels: int) -> tuple[bytes, dict[str, str]]:
+    loaded = decode_image(_named(job.upload, "image"), max_pixels=max_pixels)
+    return _mask_answer(select_object(loaded.pixels, point=job.point, box=job.box))
+
+
+def _grow(job: _MaskJob, max_pixels: int) -> tuple[bytes, dict[str, str]]:
+    hole, _ = read_hole(_named(job.upload, "mask"), max_pixels=max_pixels)
+    return _mask_answer(grow_mask(hole, job.pixels))
 
 
 # -- the application ----------------------------------------------------------------------------
 
-_INPAINT_OPENAPI: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["image", "mask"],
-                    "properties": {
-                        "image": {
-                            "type": "string",
-                            "format": "binary",
-                            "description": "the photograph (PNG, JPEG, WebP, BMP, TIFF)",
-                        },
-                        "mask": {
-                            "type": "string",
-                            "format": "binary",
-                            "description": "same size as the image; white = hole",
-                        },
-                        "method": {"type": "string", "description": "a name from /api/methods"},
-                        "options": {
-                            "type": "string",
-                            "description": 'JSON object of method options, e.g. {"radius": 5}',
-                        },
-                    },
-                }
-            }
-        },
+
+def _form_body(required: list[str], properties: dict[str, tuple[str, str]]) -> dict[str, Any]:
+    """OpenAPI ``requestBody`` of a multipart form: ``{name: ("file" | "string", description)}``."""
+    schema = {
+        name: {
+            "type": "string",
+            "description": text,
+            **({"format": "binary"} if kind == "file" else {}),
+        }
+        for name, (kind, text) in properties.items()
+    }
+    content = {
+        "multipart/form-data": {
+            "schema": {"type": "object", "required": required, "properties": schema}
+        }
+    }
+    return {"requestBody": {"required": True, "content": content}}
+
+
+_IMAGE_FIELD = ("file", "the photograph (PNG, JPEG, WebP, BMP, TIFF)")
+_INPAINT_OPENAPI = _form_body(
+    ["image", "mask"],
+    {
+        "image": _IMAGE_FIELD,
+        "mask": ("file", "same size as the image; white = hole"),
+        "method": ("string", "a name from /api/methods"),
+        "options": ("string", 'JSON object of method options, e.g. {"radius": 5}'),
     },
-}
-_INPAINT_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"image/png": {}}, "description": "the filled image, same size as the input"},
+)
+_SELECT_OPENAPI = _form_body(
+    ["image"],
+    {
+        "image": _IMAGE_FIELD,
+        "point": ("string", "a pixel on the object, x,y (column, row; after EXIF orientation)"),
+        "box": ("string", "a box around the object, left,top,right,bottom in pixels"),
+    },
+)
+_GROW_OPENAPI = _form_body(
+    ["mask", "pixels"],
+    {
+        "mask": ("file", "a mask, white = hole"),
+        "pixels": ("string", f"whole pixels to grow by (negative: shrink), at most {MAX_GROW}"),
+    },
+)
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "this server needs its access token (it listens beyond this computer)"},
+    403: {"description": "Host or Origin not allowed (another web page cannot drive the server)"},
     413: {"description": "upload or image too large"},
     415: {"description": "not multipart/form-data"},
-    422: {"description": "undecodable image, size mismatch, unknown method or option"},
     503: {"description": "queue full; retry after the Retry-After header's seconds"},
+}
+_INPAINT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {"image/png": {}},
+        "description": "the filled image, same size, grey and bit depth as the input; headers "
+        "X-Holefill-Method and X-Holefill-Seconds say which method ran and how long it took; "
+        "for an empty mask the image unchanged, with an X-Holefill-Warning header",
+    },
+    **_ERRORS,
+    422: {"description": "undecodable image, size mismatch, unknown method or option"},
+}
+_MASK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {"image/png": {}},
+        "description": "the mask, same size as the input: a grey + alpha PNG, white and opaque "
+        "where the hole is; header X-Holefill-Box is its bounding box left,top,right,bottom "
+        "(empty when nothing was selected)",
+    },
+    **_ERRORS,
+    422: {"description": "undecodable image or mask, a missing or malformed field"},
 }
 
 
@@ -466,25 +586,86 @@ def _page() -> str:
     return resources.files("holefill.serve").joinpath("static/index.html").read_text("utf-8")
 
 
-def create_app(config: ServeConfig | None = None) -> FastAPI:
+@contextmanager
+def _http_errors(action: str) -> Iterator[None]:
+    """Turn holefill's errors into HTTP answers with one line each (422, 413, 503, 500)."""
+    try:
+        yield
+    except HTTPException:
+        raise
+    except ClientDisconnect:
+        raise HTTPException(400, "the client disconnected during the upload") from None
+    except ServerBusyError as exc:
+        raise HTTPException(
+            503, _one_line(exc), headers={"Retry-After": str(exc.retry_after)}
+        ) from None
+    except ImageTooLargeError as exc:
+        raise HTTPException(413, _one_line(exc)) from None
+    except HolefillError as exc:
+        raise HTTPException(422, _one_line(exc)) from None
+    except Exception as exc:  # a bug or out of memory in a method: answer, keep serving
+        logger.exception("%s failed", action)
+        raise HTTPException(500, f"the {action} failed: {_one_line(exc)}") from None
+
+
+def create_app(
+    config: ServeConfig | None = None, security: SecurityConfig | None = None
+) -> FastAPI:
     """Build the application. Models are loaded on the first fill (or by the CLI at start) and reused.
 
     Parameters
     ----------
     config : ServeConfig, optional
         Limits, default method and options; the defaults of :class:`ServeConfig` otherwise.
+    security : SecurityConfig, optional
+        Who may use the server; by default a server on 127.0.0.1 (Host and Origin checks, no
+        token, no CORS). See :mod:`holefill.serve.security`.
     """
     from holefill import __version__
 
     config = config or ServeConfig()
+    security = security or SecurityConfig()
     service = FillService(config)
     page = _page()
-    app = FastAPI(
+    app = FastAPIOffline(
         title="holefill",
         version=__version__,
-        description="Fill holes in photographs. Masks: white = hole.",
+        description="Fill holes in photographs. Masks: white = hole. Servers listening beyond "
+        f"this computer need their access token: the {TOKEN_HEADER} header, "
+        "`Authorization: Bearer TOKEN` or `?token=`.",
+        favicon_url="data:,",
     )
     app.state.service = service
+    app.state.security = security
+    app.add_middleware(SecurityMiddleware, config=security)
+    if security.cors_origins:  # outermost, so refusals carry CORS headers the caller can read
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(security.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=[TOKEN_HEADER, "Authorization"],
+            expose_headers=_EXPOSED_HEADERS,
+        )
+
+    async def answer(request: Request, action: str, prepare, run) -> Response:
+        """Read and check the form (``prepare``), then ``run`` it on a worker: PNG + headers."""
+        start = time.monotonic()
+        with _http_errors(action), service.queue.ticket():
+            body = await _read_body(request, config.max_upload_bytes)
+            job = prepare(_parse_form(body, request.headers.get("content-type", "")))
+            del body
+            data, headers = await run_in_threadpool(run, job)
+        headers = {**headers, "X-Holefill-Seconds": f"{time.monotonic() - start:.3f}"}
+        return Response(
+            data, media_type="image/png", headers={"Cache-Control": "no-store", **headers}
+        )
+
+    def in_slot(work):
+        def run(job):
+            with service.queue.slot():
+                return work(job, config.max_pixels)
+
+        return run
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> HTMLResponse:
@@ -516,37 +697,38 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         responses=_INPAINT_RESPONSES,
     )
     async def inpaint(request: Request) -> Response:
-        start = time.monotonic()
-        try:
-            with service.queue.ticket():
-                body = await _read_body(request, config.max_upload_bytes)
-                job = service.job(_parse_form(body, request.headers.get("content-type", "")))
-                del body
-                png = await run_in_threadpool(service.run, job)
-        except HTTPException:
-            raise
-        except ClientDisconnect:
-            raise HTTPException(400, "the client disconnected during the upload") from None
-        except ServerBusyError as exc:
-            raise HTTPException(
-                503, _one_line(exc), headers={"Retry-After": str(exc.retry_after)}
-            ) from None
-        except ImageTooLargeError as exc:
-            raise HTTPException(413, _one_line(exc)) from None
-        except HolefillError as exc:
-            raise HTTPException(422, _one_line(exc)) from None
-        except Exception as exc:  # a bug or out of memory in a method: answer, keep serving
-            logger.exception("fill failed")
-            raise HTTPException(500, f"the fill failed: {_one_line(exc)}") from None
-        seconds = time.monotonic() - start
-        return Response(
-            png,
-            media_type="image/png",
-            headers={
-                "Cache-Control": "no-store",
-                "X-Holefill-Method": job.method,
-                "X-Holefill-Seconds": f"{seconds:.3f}",
-            },
-        )
+        def run(job: _FillJob) -> tuple[bytes, dict[str, str]]:
+            outcome = service.run(job)
+            headers = {"X-Holefill-Method": job.method}
+            if outcome.warning:
+                headers["X-Holefill-Warning"] = outcome.warning
+            return outcome.png, headers
+
+        return await answer(request, "fill", service.job, run)
+
+    @app.post(
+        "/api/select",
+        response_class=Response,
+        summary="the mask of the object under a point or inside a box",
+        description="GrabCut seeded by the point or the box, refined on SLIC superpixels "
+        "(holefill.select.select_object). A point selects the object whose colours differ "
+        "from the photo's border; for an object coloured like its surroundings, send a box.",
+        openapi_extra=_SELECT_OPENAPI,
+        responses=_MASK_RESPONSES,
+    )
+    async def select(request: Request) -> Response:
+        return await answer(request, "selection", _select_job, in_slot(_select))
+
+    @app.post(
+        "/api/grow",
+        response_class=Response,
+        summary="grow (or shrink) a mask by a number of pixels",
+        description="Dilation (erosion for negative pixels) by an elliptical kernel of "
+        "diameter 2 * pixels + 1, as cv2.dilate / cv2.erode (holefill.select.grow_mask).",
+        openapi_extra=_GROW_OPENAPI,
+        responses=_MASK_RESPONSES,
+    )
+    async def grow(request: Request) -> Response:
+        return await answer(request, "grow", _grow_job, in_slot(_grow))
 
     return app

@@ -8,7 +8,7 @@ import socket
 import sys
 from typing import Any
 
-from holefill.cli import add_method_arguments, method_options_from_args
+from holefill.cli import add_limit_arguments, add_method_arguments, method_options_from_args
 from holefill.errors import HolefillError, InputError
 
 
@@ -28,9 +28,7 @@ def _build_parser() -> argparse.ArgumentParser:
     server.add_argument(
         "--max-upload-mb", type=float, default=50.0, help="largest request body in MB (50)"
     )
-    server.add_argument(
-        "--max-pixels", type=int, default=40_000_000, help="largest image in pixels (40 megapixels)"
-    )
+    add_limit_arguments(server)
     server.add_argument(
         "--queue-size",
         type=int,
@@ -44,6 +42,34 @@ def _build_parser() -> argparse.ArgumentParser:
         help="uvicorn's log level (warning; info logs every request)",
     )
     server.add_argument("--open", action="store_true", help="open the page in a web browser")
+    access = parser.add_argument_group(
+        "access",
+        "Only this computer's browser may use the server: requests naming another host, or "
+        "coming from another web page, get 403. Listening beyond this computer (--host) also "
+        "needs a random token, printed with the address.",
+    )
+    access.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also accept this host name in requests (e.g. a name this computer has on the "
+        "network); repeat for more",
+    )
+    access.add_argument(
+        "--no-token",
+        action="store_true",
+        help="with --host beyond this computer, do not require the token (anyone who can reach "
+        "the port can use the server)",
+    )
+    access.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="let pages from this origin (e.g. http://localhost:3000) call the API; repeat for "
+        "more (CORS is off otherwise)",
+    )
     add_method_arguments(parser)
     return parser
 
@@ -98,8 +124,15 @@ def main(argv: list[str] | None = None) -> int:
         raise HolefillError(
             f"`holefill serve` needs the serve extra: pip install 'holefill[serve]' ({exc})"
         ) from None
-    from holefill.api import get_inpainter
+    from holefill.pipeline import load_method
+    from holefill.serve.security import SecurityConfig
 
+    security = SecurityConfig.for_server(
+        args.host,
+        allow_hosts=args.allow_host,
+        cors_origins=args.cors_origin,
+        no_token=args.no_token,
+    )
     config = ServeConfig(
         method=args.method,
         options=method_options_from_args(args),
@@ -107,25 +140,33 @@ def main(argv: list[str] | None = None) -> int:
         max_pixels=args.max_pixels,
         queue_size=args.queue_size,
     )
-    get_inpainter(config.method, **config.options)  # fail now on a bad method, load models once
-    app = create_app(config)
+    load_method(config.method, **config.options)  # fail now on a bad method, load models once
+    app = create_app(config, security)
     app.state.service.methods()  # import every method now, so the page opens at once
     sock = bind_socket(args.host, args.port)
     url = url_of(sock)
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
+    query = f"?token={security.token}" if security.token else ""
+    if security.exposed and not security.token:
         print(
-            f"holefill: warning: listening on {args.host}: anyone who can reach this machine can "
-            "use the server",
+            f"holefill: warning: listening on {args.host} without a token (--no-token): anyone "
+            "who can reach this machine can use the server",
+            file=sys.stderr,
+        )
+    elif security.exposed:
+        print(
+            f"holefill: listening on {args.host}: other computers reach the page at this "
+            "computer's address with the same ?token=",
             file=sys.stderr,
         )
     print(
-        f"holefill: serving {config.method} at {url}  (API docs: {url}docs; Ctrl+C to stop)",
+        f"holefill: serving {config.method} at {url}{query}  "
+        f"(API docs: {url}docs{query}; Ctrl+C to stop)",
         flush=True,
     )
     if args.open:
         import webbrowser
 
-        webbrowser.open(url)
+        webbrowser.open(url + query)
     try:
         make_server(app, log_level=args.log_level).run(sockets=[sock])
     finally:

@@ -2,7 +2,8 @@
 
 Layout of a run folder::
 
-    RUN/checkpoints/step_00001000.pt   model, optimiser, grad scaler, RNG states, step, stream
+    RUN/checkpoints/step_00001000.pt   model, optimiser, grad scaler, RNG states, step, stream,
+                                       the plug-in's ``kind`` (``pconv`` when absent)
     RUN/checkpoints/latest             the name of the newest complete checkpoint
 
 A checkpoint is written to a temporary file beside its final name, flushed to disk and renamed
@@ -110,9 +111,28 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
 
 
 def load_checkpoint(
-    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+    path: str | os.PathLike,
+    map_location: str | torch.device = "cpu",
+    *,
+    kind: str | None = None,
 ) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint`."""
+    """Read a checkpoint written by :func:`save_checkpoint`.
+
+    Parameters
+    ----------
+    path : path
+    map_location : str or torch.device
+    kind : str, optional
+        The trainer plug-in the checkpoint must come from (``"pconv"``, ``"content"``). A
+        checkpoint without a ``kind`` entry is a PConv one (written before plug-ins had names).
+
+    Raises
+    ------
+    InputError
+        No such file.
+    WeightsError
+        Not a readable holefill training checkpoint, or one of another kind.
+    """
     path = Path(path)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
@@ -121,8 +141,40 @@ def load_checkpoint(
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
         raise WeightsError(f"{path}: not a readable checkpoint ({exc})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise WeightsError(f"{path}: not a holefill PConv training checkpoint")
+        raise WeightsError(f"{path}: not a holefill training checkpoint")
+    found = checkpoint_kind(state)
+    if kind is not None and found != kind:
+        raise WeightsError(f"{path}: a {found} checkpoint, not a {kind} one (a {found} run?)")
     return state
+
+
+def checkpoint_kind(state: dict[str, Any]) -> str:
+    """The plug-in a checkpoint comes from; PConv for checkpoints older than the ``kind`` entry."""
+    return str(state.get("kind", "pconv"))
+
+
+def run_kind(run_dir: str | os.PathLike) -> str | None:
+    """The plug-in of a run folder's latest checkpoint (memory-mapped, not read); None if none."""
+    path = latest_checkpoint(run_dir)
+    if path is None:
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+        raise WeightsError(f"{path}: not a readable checkpoint ({exc})") from None
+    return checkpoint_kind(state) if isinstance(state, dict) else None
+
+
+def load_model_state(net: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    """``net.load_state_dict(state)`` of a checkpoint; a mismatch is a one-line
+    :class:`WeightsError` naming the checkpoint."""
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        raise WeightsError(
+            f"{path} does not fit the configured model (did model.* change?): "
+            f"{str(exc).splitlines()[0]}"
+        ) from None
 
 
 def resolve_checkpoint(run_dir_or_ckpt: str | os.PathLike) -> Path:
@@ -197,7 +249,7 @@ def export_pconv(
     pathlib.Path
         ``out_path``.
     """
-    state = load_checkpoint(resolve_checkpoint(run_dir_or_ckpt))
+    state = load_checkpoint(resolve_checkpoint(run_dir_or_ckpt), kind="pconv")
     return write_export(state["model"], state["config"], int(state["step"]), out_path, dtype=dtype)
 
 
@@ -244,6 +296,9 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 __all__ = [
     "save_checkpoint",
     "load_checkpoint",
+    "checkpoint_kind",
+    "run_kind",
+    "load_model_state",
     "latest_checkpoint",
     "list_checkpoints",
     "resolve_checkpoint",

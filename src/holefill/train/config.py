@@ -1,9 +1,12 @@
 """The trainer's configuration: a tree of dataclasses that reads and writes plain YAML.
 
-A run's configuration is built in three layers, each overriding the one before:
+One mechanism for both networks: :class:`TrainConfig` (the PConv U-Net) and
+:class:`ContentTrainConfig` (the content network of ``neural_patch``). A run's configuration is
+built in three layers, each overriding the one before:
 
-1. the defaults below (the model and loss sections are the network's and the loss module's own
-   dataclasses, :class:`~holefill.nn.unet.PConvConfig` and :class:`~holefill.nn.losses.LossWeights`);
+1. the defaults below (the model and loss sections are the networks' and the loss module's own
+   dataclasses: :class:`~holefill.nn.unet.PConvConfig`, :class:`~holefill.nn.content.ContentNetConfig`,
+   :class:`~holefill.nn.losses.LossWeights`);
 2. a YAML file (``--config``), any subset of the tree;
 3. ``key=value`` overrides with dotted keys (``optim.lr=1e-4``), each value parsed by
    ``yaml.safe_load`` (so ``amp=bf16``, ``data.crop_scale=[0.8,1]``, ``optim.max_minutes=null``).
@@ -26,6 +29,7 @@ from typing import Any, Literal
 import yaml
 
 from holefill.errors import InputError
+from holefill.nn.content import ContentNetConfig
 from holefill.nn.losses import LossWeights
 from holefill.nn.unet import PConvConfig
 
@@ -95,7 +99,8 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)
-    amp: AmpMode = "bf16"  #: autocast dtype on CUDA (the CPU always trains in float32)
+    amp: AmpMode = "bf16"  #: autocast dtype (bf16 on CUDA and CPUs, fp16 on CUDA only)
+    threads: int | None = None  #: CPU threads of torch (``torch.set_num_threads``); null = default
     #: run the loss's feature network under autocast too (its terms are still summed in float32)
     amp_loss: bool = False
     channels_last: bool = True  #: on CUDA only
@@ -119,6 +124,73 @@ class TrainConfig:
         return _plain(dataclasses.asdict(self))
 
 
+@dataclass
+class ContentDataConfig:
+    """Photos, augmentation and holes. ``batch_size`` is the global batch (split over DDP)."""
+
+    train_dir: str | None = None  #: set by ``--data``
+    val_dir: str | None = None  #: set by ``--val``
+    size: int = 128  #: must equal ``model.size``
+    crop_scale: list[float] = field(default_factory=lambda: [0.6, 1.0])
+    flip: bool = True
+    batch_size: int = 32
+    workers: int = 0  #: DataLoader processes (0 = load in the training process)
+    centre_share: float = 0.5  #: share of centred rectangles; the rest are free-form strokes
+    centre_side: list[float] = field(default_factory=lambda: [0.3, 0.55])  #: side / size range
+    centre_jitter: float = 0.06  #: largest shift of the rectangle's centre, as a share of size
+
+
+@dataclass
+class ContentOptimConfig:
+    """Adam for both networks (DCGAN betas) and when to stop."""
+
+    lr: float = 2e-4
+    d_lr: float = 2e-4
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
+    max_steps: int = 100_000
+    #: wall-clock budget of one invocation in minutes: checkpoint, export and stop when exceeded
+    max_minutes: float | None = None
+    grad_clip: float | None = None
+
+
+@dataclass
+class ContentLossConfig:
+    """The Context Encoder's joint loss weights."""
+
+    l2: float = 0.999
+    adversarial: float = 0.001
+    known_weight: float = 0.1  #: L2 weight of the known pixels relative to the hole's
+
+
+@dataclass
+class ContentTrainConfig:
+    """Everything a content-network run needs, saved with every checkpoint."""
+
+    model: ContentNetConfig = field(default_factory=ContentNetConfig)
+    data: ContentDataConfig = field(default_factory=ContentDataConfig)
+    optim: ContentOptimConfig = field(default_factory=ContentOptimConfig)
+    loss: ContentLossConfig = field(default_factory=ContentLossConfig)
+    amp: AmpMode = "bf16"  #: autocast dtype (bf16 on CUDA and CPUs, fp16 on CUDA only)
+    threads: int | None = None  #: CPU threads of torch (``torch.set_num_threads``); null = default
+    ckpt_every: int = 1000
+    ckpt_every_minutes: float | None = 10.0
+    keep_checkpoints: int = 2
+    val_every: int = 1000  #: 0 = only at the end
+    val_images: int = 64
+    val_batch_size: int = 32
+    log_every: int = 50
+    seed: int = 0
+    export_dtype: ExportDtype = "float16"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The tree as plain data (lists, dicts, numbers, strings)."""
+        return _plain(dataclasses.asdict(self))
+
+
+#: the configuration tree of each trainer plug-in, by the name of ``holefill train NAME``
+SCHEMAS: dict[str, type] = {"pconv": TrainConfig, "content": ContentTrainConfig}
+
+
 # ---------------------------------------------------------------------------------------------
 # Building, merging, saving
 # ---------------------------------------------------------------------------------------------
@@ -130,9 +202,10 @@ def load_config(
     *,
     base: dict[str, Any] | None = None,
     values: dict[str, Any] | None = None,
-) -> TrainConfig:
-    """Build a :class:`TrainConfig` from ``base`` (a saved tree) or the defaults, a YAML file and
-    ``key=value`` overrides.
+    schema: type = TrainConfig,
+):
+    """Build a configuration (:class:`TrainConfig` or another ``schema``) from ``base`` (a saved
+    tree) or the defaults, a YAML file and ``key=value`` overrides.
 
     Parameters
     ----------
@@ -144,27 +217,29 @@ def load_config(
         Starting tree instead of the defaults (``--resume`` starts from the run's saved config).
     values : dict or None
         A partial tree applied after the file and before the overrides (command-line flags).
+    schema : type
+        The configuration dataclass: :class:`TrainConfig` (PConv) or :class:`ContentTrainConfig`.
 
     Returns
     -------
-    TrainConfig
+    TrainConfig or ContentTrainConfig
 
     Raises
     ------
     InputError
         Unknown key, wrong value type, unreadable file.
     """
-    tree = TrainConfig().to_dict()
+    tree = schema().to_dict()
     updates = [base, read_yaml(path) if path is not None else None, values]
     updates += [_nest(*parse_override(item)) for item in overrides]
     for update in updates:
         if update is not None:
             _merge(tree, update, "", tree)
-    return _build(TrainConfig, tree, "")
+    return _build(schema, tree, "")
 
 
 def packaged_config(name: str) -> Path:
-    """A recipe shipped in ``holefill/configs`` (``"pconv_default"`` or ``"pconv_tiny"``)."""
+    """A recipe shipped in ``holefill/configs`` (``"pconv_default"``, ``"content_default"``...)."""
     return Path(__file__).resolve().parents[1] / "configs" / f"{name}.yaml"
 
 
@@ -172,7 +247,13 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     """A YAML mapping from ``path`` (an empty file is an empty mapping); a name that is not a file
     but a packaged recipe (``pconv_default``) reads the recipe."""
     path = Path(path)
-    if not path.exists() and packaged_config(str(path)).is_file():
+    if not path.exists():
+        if not packaged_config(str(path)).is_file():
+            recipes = sorted(p.stem for p in packaged_config("x").parent.glob("*.yaml"))
+            raise InputError(
+                f"config {str(path)!r} is neither a file nor a packaged recipe "
+                f"({', '.join(recipes)})"
+            )
         path = packaged_config(str(path))
     try:
         loaded = yaml.safe_load(path.read_text())
@@ -187,7 +268,7 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     return loaded
 
 
-def save_config(config: TrainConfig, path: str | os.PathLike) -> None:
+def save_config(config: Any, path: str | os.PathLike) -> None:
     """Write the resolved tree as YAML (key order as declared)."""
     from holefill.io import atomic_write_bytes
 
@@ -346,6 +427,11 @@ def _plain(value: Any) -> Any:
 
 __all__ = [
     "TrainConfig",
+    "ContentTrainConfig",
+    "ContentDataConfig",
+    "ContentOptimConfig",
+    "ContentLossConfig",
+    "SCHEMAS",
     "DataConfig",
     "OptimConfig",
     "LossConfig",

@@ -15,7 +15,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from holefill.errors import InputError
+from holefill.weights import resolve_device
 
 
 @dataclass(frozen=True)
@@ -36,23 +36,11 @@ class DistContext:
         return self.world_size > 1
 
 
-def resolve_device(request: str, local_rank: int = 0) -> torch.device:
-    """``cpu``, ``cuda`` (``cuda:LOCAL_RANK``) or ``auto`` (cuda when available)."""
-    if request == "auto":
-        request = "cuda" if torch.cuda.is_available() else "cpu"
-    if request == "cpu":
-        return torch.device("cpu")
-    if request.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise InputError("--device cuda was asked for but no CUDA GPU is available")
-        if request == "cuda":
-            return torch.device("cuda", local_rank % torch.cuda.device_count())
-        return torch.device(request)
-    raise InputError(f"unknown device {request!r}; use cpu, cuda or auto")
-
-
 def init_distributed(device_request: str = "auto") -> DistContext:
-    """Join torchrun's process group when launched by it; a single-process context otherwise."""
+    """Join torchrun's process group when launched by it; a single-process context otherwise.
+
+    The device is :func:`holefill.weights.resolve_device` of ``device_request`` for this process's
+    ``LOCAL_RANK`` (``cuda`` means the GPU of that rank)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))

@@ -1,8 +1,7 @@
-"""Hole masks: generators, hole ratio, the PConv bins, the border test and a mask-folder reader.
+"""Hole-mask generators: free-form brush strokes, rectangles, masks in a PConv bin, training masks.
 
-A mask is a numpy bool array ``(H, W)``, **True = hole**. The bins and the border rule are those of
-the NVIDIA irregular mask test set (Liu et al. 2018): six hole-ratio bins ``(lo, hi]`` from 0.01 to
-0.6, and holes either kept at least 50 px from the border or not.
+Every generator returns a numpy bool array ``(H, W)``, **True = hole**, and is seeded (a
+``numpy.random.Generator``, an int seed, or None).
 
 References
 ----------
@@ -14,32 +13,18 @@ References
 
 from __future__ import annotations
 
-import csv
 import math
-import os
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from holefill.errors import InputError
-from holefill.io import read_mask, resize_mask
-
-#: The hole-ratio bins of the PConv paper [1]_, each the interval ``(lo, hi]``.
-PCONV_BINS: tuple[tuple[float, float], ...] = (
-    (0.01, 0.1),
-    (0.1, 0.2),
-    (0.2, 0.3),
-    (0.3, 0.4),
-    (0.4, 0.5),
-    (0.5, 0.6),
+from holefill.masks.measures import (
+    BIN_LABELS,
+    BORDER_DISTANCE,
+    PCONV_BINS,
 )
-#: The bins as spelt in ``masks.csv``: ``"0.01-0.1"``, ..., ``"0.5-0.6"``.
-BIN_LABELS: tuple[str, ...] = tuple(f"{lo:g}-{hi:g}" for lo, hi in PCONV_BINS)
-#: Holes at least this many pixels from the border count as "away from the border" in [1]_.
-BORDER_DISTANCE = 50
 
 RandomSource = np.random.Generator | int | None
 
@@ -49,76 +34,6 @@ _BRUSH_WIDTH = (12, 40)
 _MEAN_ANGLE = 2 * math.pi / 5
 _ANGLE_RANGE = 2 * math.pi / 15
 _MIN_SCALE = 1 / 32  # below this a "shape" is a single pixel, so filling always makes progress
-_MASK_CSV = "masks.csv"
-_CSV_COLUMNS = ("file", "hole_ratio", "bin", "border")
-
-
-# ---------------------------------------------------------------------------------------------
-# Measures
-# ---------------------------------------------------------------------------------------------
-
-
-def bin_of(ratio: float) -> str | None:
-    """The PConv bin label of a hole ratio, or None outside 0.01 < ratio <= 0.6.
-
-    Bins are the intervals ``(lo, hi]``: 0.1 belongs to ``"0.01-0.1"``, 0.01 to no bin.
-
-    Examples
-    --------
-    >>> bin_of(0.1), bin_of(0.1000001), bin_of(0.01)
-    ('0.01-0.1', '0.1-0.2', None)
-    """
-    for (lo, hi), label in zip(PCONV_BINS, BIN_LABELS, strict=True):
-        if lo < ratio <= hi:
-            return label
-    return None
-
-
-def hole_ratio(hole_mask: np.ndarray) -> float:
-    """The fraction of hole pixels of a mask (True = hole)."""
-    hole_mask = _check_hole_mask(hole_mask)
-    return float(np.count_nonzero(hole_mask)) / hole_mask.size
-
-
-def touches_border(hole_mask: np.ndarray, distance: int = BORDER_DISTANCE) -> bool:
-    """True when any hole pixel lies within ``distance`` px of the image border.
-
-    A pixel at row ``r`` (0-based) is ``r`` px from the top edge, so the test is whether the frame of
-    the outermost ``distance`` rows and columns holds a hole pixel. ``distance=50`` is the split of the
-    PConv test masks [1]_ ("holes at least 50 px from the border"); it is applied as is at every image
-    size (nothing is scaled). ``distance=1`` tests whether holes touch the very border; ``distance=0``
-    is always False.
-
-    On the 1,200 shared NVIDIA test masks (512 px) this rule with the default distance reproduces the
-    ``border`` column of ``masks.csv`` for every mask: masks marked 0 have their nearest hole pixel
-    50 to 114 px from the border, masks marked 1 at 0 to 38 px.
-    """
-    hole_mask = _check_hole_mask(hole_mask)
-    if distance < 0:
-        raise InputError(f"the border distance must be 0 or more pixels, got {distance}")
-    if distance == 0:
-        return False
-    d = distance
-    return bool(
-        hole_mask[:d].any()
-        or hole_mask[-d:].any()
-        or hole_mask[:, :d].any()
-        or hole_mask[:, -d:].any()
-    )
-
-
-def _check_hole_mask(hole_mask: np.ndarray) -> np.ndarray:
-    hole_mask = np.asarray(hole_mask)
-    if hole_mask.ndim != 2 or hole_mask.size == 0:
-        raise InputError(f"a hole mask must be a non-empty 2-D array, got shape {hole_mask.shape}")
-    if hole_mask.dtype == bool:
-        return hole_mask
-    if np.isin(hole_mask, (0, 1)).all():
-        return hole_mask.astype(bool)
-    raise InputError(
-        "a hole mask must be bool (True = hole) or hold only 0 and 1; binarise 8-bit masks first "
-        "(for example mask > 127)"
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -657,121 +572,3 @@ def _frame_pixel(height: int, width: int, frame: int, rng: np.random.Generator) 
     else:
         col = width - 1 - depth
     return row, col
-
-
-# ---------------------------------------------------------------------------------------------
-# Mask folders
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MaskRecord:
-    """One mask file of a :class:`MaskFolder`, with its hole ratio, PConv bin and border flag."""
-
-    path: Path
-    hole_ratio: float
-    bin: str | None
-    border: bool
-
-
-class MaskFolder:
-    """A folder of mask PNGs (white = hole, binarised at 127), such as the NVIDIA test masks [1]_.
-
-    With a ``masks.csv`` (columns ``file,hole_ratio,bin,border``) the records are its rows, in its
-    order; without one they are computed from the PNGs (sorted by name), with
-    :func:`touches_border` at ``border_distance``.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The folder.
-    border_distance : int
-        Border distance used when the csv is absent.
-
-    Examples
-    --------
-    >>> from holefill.paths import shared_dir
-    >>> folder = MaskFolder(shared_dir() / "data/masks/nvidia_irregular")  # doctest: +SKIP
-    >>> {label: len(records) for label, records in folder.by_bin().items()}  # doctest: +SKIP
-    {'0.01-0.1': 200, '0.1-0.2': 200, ...}
-    """
-
-    def __init__(self, path: str | os.PathLike, *, border_distance: int = BORDER_DISTANCE) -> None:
-        self.path = Path(path)
-        if not self.path.is_dir():
-            raise InputError(f"{self.path}: mask folder not found")
-        csv_path = self.path / _MASK_CSV
-        if csv_path.is_file():
-            self.records = _read_mask_csv(csv_path)
-        else:
-            self.records = tuple(_measure(p, border_distance) for p in _mask_pngs(self.path))
-        if not self.records:
-            raise InputError(f"{self.path}: no mask PNGs in this folder")
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __iter__(self) -> Iterator[MaskRecord]:
-        return iter(self.records)
-
-    def __getitem__(self, index: int) -> MaskRecord:
-        return self.records[index]
-
-    def __repr__(self) -> str:
-        return f"MaskFolder({str(self.path)!r}, {len(self)} masks)"
-
-    def by_bin(self) -> dict[str, list[MaskRecord]]:
-        """Records per PConv bin, every label of :data:`BIN_LABELS` in order (masks outside all bins
-        are left out)."""
-        groups: dict[str, list[MaskRecord]] = {label: [] for label in BIN_LABELS}
-        for record in self.records:
-            if record.bin in groups:
-                groups[record.bin].append(record)
-        return groups
-
-    def load(
-        self, record: MaskRecord | str | os.PathLike, size: tuple[int, int] | None = None
-    ) -> np.ndarray:
-        """The mask as bool ``(H, W)`` (True = hole), resized nearest-neighbour to ``size`` =
-        ``(height, width)`` when given. ``record`` may also be a file name in the folder."""
-        path = record.path if isinstance(record, MaskRecord) else self.path / record
-        hole_mask = read_mask(path, threshold=127)
-        if size is not None and hole_mask.shape != tuple(size):
-            hole_mask = resize_mask(hole_mask, (int(size[0]), int(size[1])))
-        return hole_mask
-
-
-def _mask_pngs(folder: Path) -> list[Path]:
-    return sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file() and p.suffix.lower() == ".png" and not p.name.startswith(".")
-    )
-
-
-def _measure(path: Path, border_distance: int) -> MaskRecord:
-    hole_mask = read_mask(path, threshold=127)
-    ratio = hole_ratio(hole_mask)
-    return MaskRecord(path, ratio, bin_of(ratio), touches_border(hole_mask, border_distance))
-
-
-def _read_mask_csv(csv_path: Path) -> tuple[MaskRecord, ...]:
-    folder = csv_path.parent
-    with csv_path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        if reader.fieldnames is None or not set(_CSV_COLUMNS) <= set(reader.fieldnames):
-            raise InputError(f"{csv_path}: needs the columns {','.join(_CSV_COLUMNS)}")
-        records = []
-        for line, row in enumerate(reader, start=2):
-            path = folder / row["file"]
-            if not path.is_file():
-                raise InputError(f"{csv_path}, line {line}: {row['file']} is not in the folder")
-            try:
-                ratio = float(row["hole_ratio"])
-                border = bool(int(row["border"]))
-            except ValueError:
-                raise InputError(
-                    f"{csv_path}, line {line}: hole_ratio must be a number and border 0 or 1"
-                ) from None
-            records.append(MaskRecord(path, ratio, row["bin"] or None, border))
-    return tuple(records)
