@@ -81,6 +81,7 @@ __all__ = [
     "NeuralPatchInpainter",
     "PatchSettings",
     "synthesize_patches",
+    "texture_energy",
     "pyramid_sizes",
     "save_content",
     "load_content",
@@ -216,8 +217,10 @@ class PatchSettings:
     patch_size: int = 7
     iterations: tuple[int, ...] = (6, 3, 2, 1)
     guide_sigma: float = 4.0
-    lowpass_sigma: float = 2.0
-    fill_weight: float = 0.25
+    lowpass_sigma: float = 1.75
+    fill_weight: float = 0.5
+    energy_weight: float = 2.0
+    energy_sigma: float = 4.0
     coarser_levels: int = 1
 
 
@@ -244,11 +247,14 @@ def synthesize_patches(
 
     At every level of :func:`pyramid_sizes`, PatchMatch (Barnes et al. 2009) matches each patch
     overlapping the hole to a wholly known patch under the distance
-    ``|G(content) - G(source)|^2 + fill_weight^2 |fill - source|^2`` (``G``: a Gaussian of
-    ``guide_sigma * scale`` px; the first search of the coarsest level uses the guide alone);
-    each hole pixel copies the pixel of the best-matching patch over it, and the matches are
-    doubled for the next level (Wexler et al. 2007). Finally the fill's low frequencies (a
-    Gaussian of ``lowpass_sigma * content_scale`` px) are replaced by the content fill's.
+    ``|G(content) - G(source)|^2 + energy_weight^2 |T(target) - T(source)|^2
+    + fill_weight^2 |fill - source|^2`` (``G``: a Gaussian of ``guide_sigma * scale`` px; ``T``:
+    :func:`texture_energy`, carried into the hole from its edge; the first search of the
+    coarsest level leaves the fill out); each hole pixel copies the pixel of the best-matching
+    patch over it, and the matches are doubled for the next level (Wexler et al. 2007).
+    Finally each hole pixel takes the content fill's low frequencies (a Gaussian of
+    ``lowpass_sigma * content_scale`` px) plus the detail (the known pixels minus their own
+    Gaussian) of the pixel the matches copied: the copies' seams carry no steps of brightness.
 
     Parameters
     ----------
@@ -279,11 +285,58 @@ def synthesize_patches(
     if not hole.any() or radius == 0:  # no known patch to copy from: the content is the fill
         return content
     levels = _levels(image, hole, content, content_scale, settings, radius)
-    filled = _match_and_copy(levels, radius, settings, seed)
+    filled, matches = _match_and_copy(levels, radius, settings, seed)
     sigma = settings.lowpass_sigma * content_scale
-    if sigma > 0:
-        filled = np.clip(filled - _blur(filled, sigma) + _blur(content, sigma), 0, 1)
+    if sigma > 0:  # the known pixels' detail, pasted by the same matches, on the content's base
+        detail = image - _known_lowpass(image, hole, sigma)
+        filled = np.clip(_paste(detail, levels[-1], matches, radius) + _blur(content, sigma), 0, 1)
     return np.where(hole[..., None], filled, image).astype(np.float32)
+
+
+def _known_lowpass(image: np.ndarray, hole: np.ndarray, sigma: float) -> np.ndarray:
+    """A Gaussian of the known pixels alone (normalised convolution: the hole does not leak in)."""
+    known = (~hole).astype(np.float32)
+    weight = np.maximum(_blur(known, sigma), 1e-6)[..., None]
+    return _blur(image * known[..., None], sigma) / weight
+
+
+def texture_energy(image: np.ndarray, hole: np.ndarray, sigma: float) -> np.ndarray:
+    """How textured the photo is around each pixel, carried from the known region into the hole.
+
+    The root of the local mean squared gradient of the grey image (Sobel, divided by 8: grey
+    levels per pixel), averaged with a Gaussian of ``sigma`` px over known pixels only, then
+    filled into the hole by Telea's method (OpenCV) from the hole's edge. The patch distance of
+    :func:`synthesize_patches` compares it, so that a hole among grass takes grass, not the
+    smoother patches that a plain sum of squared differences prefers.
+
+    Parameters
+    ----------
+    image : (H, W, 3) float32 array in [0, 1]
+    hole : (H, W) bool array
+    sigma : float
+        Width of the local average, in px.
+
+    Returns
+    -------
+    (H, W) float32 array
+    """
+    grey = cv2.cvtColor(np.ascontiguousarray(image, dtype=np.float32), cv2.COLOR_RGB2GRAY)
+    measured = cv2.erode(
+        (~hole).astype(np.uint8), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE
+    ).astype(np.float32)  # pixels whose 3x3 Sobel window is wholly known
+    gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3) / 8
+    gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3) / 8
+    weight = _blur(measured, sigma)
+    local = _blur((gx * gx + gy * gy) * measured, sigma) / np.maximum(weight, 1e-6)
+    unknown = (weight < 0.5).astype(np.uint8)
+    energy = np.sqrt(np.maximum(local, 0)).astype(np.float32)
+    top = float(energy.max())
+    if unknown.any() and not unknown.all() and top > 0:
+        # in 16 bits: OpenCV's float32 Telea returns values far outside the input's range
+        levels = np.rint(energy * (65535 / top)).astype(np.uint16)
+        filled = cv2.inpaint(levels, unknown, 3, cv2.INPAINT_TELEA)
+        energy = np.where(unknown > 0, filled.astype(np.float32) * (top / 65535), energy)
+    return energy.astype(np.float32)
 
 
 def _levels(
@@ -336,10 +389,39 @@ def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
 
 
+@dataclass(frozen=True)
+class _Matches:
+    """The finest level's matches: target patch centres, their sources and distances."""
+
+    targets: np.ndarray
+    nnf: np.ndarray
+    distance: np.ndarray
+
+
+def _paste(source: np.ndarray, level: _Level, matches: _Matches, radius: int) -> np.ndarray:
+    """``source``'s pixels under the matched patches, put on the hole (zero elsewhere): the best
+    match's pixel at the content network's resolution, beyond it a vote of the matches weighted
+    by their distances (sharp copies there would show their seams)."""
+    from holefill.methods.patchmatch import _rows, _vote
+
+    source = np.ascontiguousarray(source, dtype=np.float32)
+    out = np.zeros_like(source)
+    targets, nnf, distance = matches.targets, matches.nnf, matches.distance
+    if level.scale > 1:
+        scores = distance[targets[:, 0], targets[:, 1]]
+        sigma2 = max(float(np.median(scores)), 1e-6)
+        weights = np.exp(-np.minimum(scores / (2 * sigma2), 40.0)).astype(np.float32)
+        _vote(_rows(source), level.hole, targets, nnf, weights, radius, _rows(out))
+    else:
+        _copy_best(_rows(source), level.hole, targets, nnf, distance, radius, _rows(out))
+    return out
+
+
 def _match_and_copy(
     levels: list[_Level], radius: int, settings: PatchSettings, seed: int
-) -> np.ndarray:
-    """Guided PatchMatch and best-patch copying at every level; returns the finest fill."""
+) -> tuple[np.ndarray, _Matches]:
+    """Guided PatchMatch and best-patch copying at every level; returns the finest fill and its
+    matches."""
     from holefill.methods.patchmatch import (
         _COHERENCE,
         _patchmatch,
@@ -351,11 +433,14 @@ def _match_and_copy(
         _vote,
     )
 
-    filled = nnf = None
+    filled = nnf = matches = None
     for index, level in enumerate(levels):
         source_ok = _source_centres(level.hole, radius)
         targets = _target_centres(level.hole, radius)
         guide = _blur(level.content, settings.guide_sigma * level.scale)
+        if settings.energy_weight > 0:
+            energy = texture_energy(level.image, level.hole, settings.energy_sigma * level.scale)
+            guide = np.concatenate([guide, settings.energy_weight * energy[..., None]], axis=2)
         if nnf is None:
             filled = level.content
             nnf = _random_nnf(level.hole.shape, targets, source_ok, seed)
@@ -364,11 +449,12 @@ def _match_and_copy(
             filled = np.array(level.image, order="C")
             ones = np.ones(len(targets), np.float32)
             _vote(_rows(level.image), level.hole, targets, nnf, ones, radius, _rows(filled))
-        for iteration in range(settings.iterations[min(index, len(settings.iterations) - 1)]):
+        searches = settings.iterations[min(index, len(settings.iterations) - 1)]
+        for iteration in range(max(searches, 1)):  # 0 searches: only the distances, for copying
             weight = 0.0 if index == 0 and iteration == 0 else settings.fill_weight
             features = np.concatenate([weight * filled, guide], axis=2)
             distance = np.full(level.hole.shape, np.inf, np.float32)
-            sweeps = 3 if index == 0 else 2
+            sweeps = 0 if searches == 0 else 3 if index == 0 else 2
             _patchmatch(
                 _rows(features),
                 source_ok,
@@ -381,17 +467,10 @@ def _match_and_copy(
                 distance,
                 _search_radius(index, level, radius),
             )
-            filled = np.array(level.image, order="C")
-            if level.scale > 1:  # past the content's resolution: blend the seams of the copies
-                scores = distance[targets[:, 0], targets[:, 1]]
-                sigma2 = max(float(np.median(scores)), 1e-6)
-                weights = np.exp(-np.minimum(scores / (2 * sigma2), 40.0)).astype(np.float32)
-                _vote(_rows(level.image), level.hole, targets, nnf, weights, radius, _rows(filled))
-            else:
-                _copy_best(
-                    _rows(level.image), level.hole, targets, nnf, distance, radius, _rows(filled)
-                )
-    return filled
+            matches = _Matches(targets, nnf, distance)
+            pasted = _paste(level.image, level, matches, radius)
+            filled = np.where(level.hole[..., None], pasted, level.image)
+    return filled, matches
 
 
 def _search_radius(index: int, level: _Level, radius: int) -> int:
@@ -494,6 +573,11 @@ class NeuralPatchInpainter(Inpainter):
         the content network, the rest from the patches; 0 keeps the patches' own.
     fill_weight : float
         Weight of the current fill against the guide's 1 in the patch distance.
+    energy_weight : float
+        Weight of the texture-energy channel (:func:`texture_energy`) in the patch distance: it
+        steers textured parts of the hole to textured sources; 0 leaves it out.
+    energy_sigma : float
+        Width in px (at the content network's scale) of the local average of that energy.
     neural_iterations : int or sequence of int
         L-BFGS iterations of the neural patch energy per level (``texture="neural"``), finest
         levels last: ``(10, 5)`` runs 10 at the second finest level and 5 at the finest.
@@ -549,8 +633,10 @@ class NeuralPatchInpainter(Inpainter):
         patch_size: int = 7,
         iterations: int | Sequence[int] = (6, 3, 2, 1),
         guide_sigma: float = 4.0,
-        lowpass_sigma: float = 2.0,
-        fill_weight: float = 0.25,
+        lowpass_sigma: float = 1.75,
+        fill_weight: float = 0.5,
+        energy_weight: float = 2.0,
+        energy_sigma: float = 4.0,
         neural_iterations: int | Sequence[int] = (10, 5),
         alpha: float = 0.3,
         beta: float = 3.0,
@@ -574,8 +660,12 @@ class NeuralPatchInpainter(Inpainter):
             raise InputError(f"unknown texture {texture!r}; use {' or '.join(TEXTURES)}")
         if patch_size < 3 or patch_size % 2 == 0:
             raise InputError(f"patch_size must be an odd number >= 3, got {patch_size}")
-        if min(guide_sigma, lowpass_sigma, fill_weight, alpha, beta) < 0:
-            raise InputError("guide_sigma, lowpass_sigma, fill_weight, alpha and beta must be >= 0")
+        if min(guide_sigma, lowpass_sigma, fill_weight, energy_weight, alpha, beta) < 0:
+            raise InputError(
+                "guide_sigma, lowpass_sigma, fill_weight, energy_weight, alpha and beta must be >= 0"
+            )
+        if energy_sigma <= 0:
+            raise InputError(f"energy_sigma must be > 0, got {energy_sigma}")
         if min(content_weight, chroma_weight) < 0:
             raise InputError("content_weight and chroma_weight must be >= 0")
         if content_side < 16 or neural_max_side < 16 or match_every < 1 or max_sources < 1:
@@ -590,6 +680,8 @@ class NeuralPatchInpainter(Inpainter):
             guide_sigma=float(guide_sigma),
             lowpass_sigma=float(lowpass_sigma),
             fill_weight=float(fill_weight),
+            energy_weight=float(energy_weight),
+            energy_sigma=float(energy_sigma),
         )
         self.neural_iterations = _iteration_list(neural_iterations, "neural_iterations")
         self.alpha, self.beta = float(alpha), float(beta)
