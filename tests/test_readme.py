@@ -31,6 +31,10 @@ SCRIPT_DIR = Path(sys.executable).parent
 #: README command -> the command run instead, and why
 VARIANTS: dict[str, tuple[str, str]] = {
     "holefill serve": ("holefill serve --help", "the server runs until stopped"),
+    "holefill serve --host 0.0.0.0": (
+        "holefill serve --help",
+        "the server runs until stopped; test_serve_security.py starts it bound to 0.0.0.0",
+    ),
     "holefill train pconv --data photos/ --val val/ --config pconv_default --out runs/pconv": (
         "holefill train pconv --help",
         "training runs for hours",
