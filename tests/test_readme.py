@@ -185,6 +185,7 @@ RUN_SECTIONS = (
     "Quality: the PConv protocol",
     "Filling a large collection",
     "Training PConv",
+    "Web page",
 )
 
 
@@ -252,6 +253,10 @@ def test_collection_and_training_commands(sandbox):
     assert (sandbox / "manifest_out" / "photos" / "b.png").is_file()
     _run_all(_section_commands("Training PConv"), sandbox)
     assert (sandbox / "out.png").is_file()  # the fill with --weights pconv.safetensors
+
+
+def test_web_page_commands(sandbox):
+    _run_all(_section_commands("Web page"), sandbox)
 
 
 @pytest.mark.slow
