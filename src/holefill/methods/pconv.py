@@ -139,7 +139,7 @@ class PConvInpainter(Inpainter):
         device: str = "auto",
         tta: bool = True,
         seam: float = 2.0,
-        seam_weight: float = 0.5,
+        seam_weight: float = 0.75,
         precision: str = "auto",
         strategy: str | None = None,
         max_side: int | None = None,
