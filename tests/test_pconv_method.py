@@ -9,13 +9,15 @@ import torch
 import torch.nn.functional as F
 
 import holefill
-from holefill.errors import WeightsError
+from holefill.errors import InputError, WeightsError
 from holefill.inpainter import Inpainter
 from holefill.methods import pconv as pconv_module
 from holefill.methods.pconv import PConvInpainter, load_pconv, read_pconv, save_pconv
 from holefill.nn.unet import PConvConfig, PConvUNet
 
 CONFIG = PConvConfig(layers=3, width=0.25, max_channels=64)
+#: the network alone: no mirror averaging, no seam blend, float32 (the tests of the net's output)
+PLAIN = {"tta": False, "seam": 0.0, "precision": "float32"}
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +53,7 @@ def _odd_inputs():
 
 def test_odd_size_is_padded_with_hole_and_cropped_back(tiny_net, weights):
     image, hole = _odd_inputs()
-    inpainter = PConvInpainter(weights=str(weights), strategy="original")
+    inpainter = PConvInpainter(weights=str(weights), strategy="original", **PLAIN)
     assert inpainter.size_multiple == 8 and Inpainter.size_multiple == 1
     out = inpainter.fill(image, hole)
     assert out.shape == image.shape
@@ -67,10 +69,12 @@ def test_odd_size_is_padded_with_hole_and_cropped_back(tiny_net, weights):
 
 def test_crop_strategy_and_registry(weights):
     image, hole = _odd_inputs()
-    out = holefill.create_inpainter("pconv", weights=str(weights), margin=4).fill(image, hole)
+    out = holefill.create_inpainter("pconv", weights=str(weights), margin=4, **PLAIN).fill(
+        image, hole
+    )
     # the hole box (rows 10-21, cols 12-29) grown by max(4, 18 / 2) px, clipped to 37 x 45
     rows, cols = slice(1, 31), slice(3, 39)
-    window = PConvInpainter(weights=str(weights), strategy="original").fill(
+    window = PConvInpainter(weights=str(weights), strategy="original", **PLAIN).fill(
         image[..., rows, cols], hole[..., rows, cols]
     )
     assert torch.equal(out[..., rows, cols], window)
@@ -141,6 +145,78 @@ def test_half_precision_export_is_close(tmp_path, tiny_net):
             )
         ),
         strategy="original",
+        **PLAIN,
     ).fill(image, hole)
-    half = PConvInpainter(weights=str(path), strategy="original").fill(image, hole)
+    half = PConvInpainter(weights=str(path), strategy="original", **PLAIN).fill(image, hole)
     assert (full - half).abs().max() < 2e-2
+
+
+# -- inference options: mirror averaging, the seam blend, precision ------------------------------
+
+
+def _net_fill(net, image, hole):
+    with torch.no_grad():
+        return net(image, 1 - hole).clamp(0, 1)
+
+
+def test_tta_is_the_mean_of_the_fill_and_the_mirrored_fill(tiny_net, weights):
+    generator = torch.Generator().manual_seed(2)
+    image = torch.rand(1, 3, 32, 40, generator=generator)
+    hole = torch.zeros(1, 1, 32, 40)
+    hole[..., 6:20, 5:17] = 1  # not symmetric: the mirrored fill differs
+    options = {"seam": 0.0, "precision": "float32", "strategy": "original"}
+    out = PConvInpainter(weights=str(weights), tta=True, **options).fill(image, hole)
+    direct = _net_fill(tiny_net, image, hole)
+    mirrored = _net_fill(tiny_net, image.flip(-1), hole.flip(-1)).flip(-1)
+    assert (direct - mirrored)[hole.expand_as(direct) > 0].abs().max() > 1e-3
+    expected = torch.where(hole > 0, (0.5 * (direct + mirrored)).clamp(0, 1), image)
+    torch.testing.assert_close(out, expected, atol=1e-6, rtol=0)
+    # and so the method commutes with mirroring, which neither pass alone does
+    flipped = PConvInpainter(weights=str(weights), tta=True, **options).fill(
+        image.flip(-1), hole.flip(-1)
+    )
+    torch.testing.assert_close(flipped.flip(-1), out, atol=1e-6, rtol=0)
+
+
+def test_seam_blend_is_telea_at_the_edge_and_the_network_inside(weights, tiny_net):
+    import cv2
+    import numpy as np
+
+    rows, cols = np.mgrid[0:48, 0:48]
+    pixels = np.stack([rows * 4, cols * 4, (rows + cols) * 2], axis=2).astype(np.uint8)
+    image = torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255
+    hole = torch.zeros(1, 1, 48, 48)
+    hole[..., 8:40, 8:40] = 1
+    options = {"tta": False, "precision": "float32", "strategy": "original"}
+    out = PConvInpainter(weights=str(weights), seam=2.0, seam_weight=1.0, **options).fill(
+        image, hole
+    )
+    telea = cv2.inpaint(pixels, hole[0, 0].numpy().astype(np.uint8), 3.0, cv2.INPAINT_TELEA)
+    telea = torch.from_numpy(telea).permute(2, 0, 1)[None].float() / 255
+    network = _net_fill(tiny_net, image, hole)
+    # hole pixels next to a known one (distance 1): Telea's value alone
+    torch.testing.assert_close(out[..., 8, 10:38], telea[..., 8, 10:38], atol=1e-6, rtol=0)
+    # 8 px inside (distance 9): exp(-4) = 1.8 % of Telea
+    expected = network + float(np.exp(-4.0)) * (telea - network)
+    torch.testing.assert_close(out[..., 16, 16:32], expected[..., 16, 16:32], atol=1e-5, rtol=0)
+    # known pixels untouched; seam 0 is the network alone
+    assert torch.equal(out[..., :8, :], image[..., :8, :])
+    plain = PConvInpainter(weights=str(weights), seam=0.0, **options).fill(image, hole)
+    torch.testing.assert_close(plain, torch.where(hole > 0, network, image), atol=1e-6, rtol=0)
+
+
+def test_bfloat16_is_close_to_float32_and_options_are_checked(weights):
+    image, hole = _odd_inputs()
+    options = {"tta": False, "seam": 0.0, "strategy": "original"}
+    full = PConvInpainter(weights=str(weights), precision="float32", **options).fill(image, hole)
+    brain = PConvInpainter(weights=str(weights), precision="bfloat16", **options).fill(image, hole)
+    assert 0 < (full - brain).abs().max() < 0.05
+    auto = PConvInpainter(weights=str(weights), precision="auto")
+    expected = torch.bfloat16 if pconv_module._native_bfloat16(auto.device) else torch.float32
+    assert auto.compute_dtype == expected
+    with pytest.raises(InputError, match="precision"):
+        PConvInpainter(weights=str(weights), precision="half")
+    with pytest.raises(InputError, match="seam"):
+        PConvInpainter(weights=str(weights), seam=-1)
+    with pytest.raises(InputError, match="seam_weight"):
+        PConvInpainter(weights=str(weights), seam_weight=1.5)

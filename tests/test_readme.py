@@ -31,6 +31,10 @@ SCRIPT_DIR = Path(sys.executable).parent
 #: README command -> the command run instead, and why
 VARIANTS: dict[str, tuple[str, str]] = {
     "holefill serve": ("holefill serve --help", "the server runs until stopped"),
+    "holefill serve --host 0.0.0.0": (
+        "holefill serve --help",
+        "the server runs until stopped; test_serve_security.py starts it bound to 0.0.0.0",
+    ),
     "holefill train pconv --data photos/ --val val/ --config pconv_default --out runs/pconv": (
         "holefill train pconv --help",
         "training runs for hours",
@@ -181,6 +185,7 @@ RUN_SECTIONS = (
     "Quality: the PConv protocol",
     "Filling a large collection",
     "Training PConv",
+    "Web page",
 )
 
 
@@ -248,6 +253,10 @@ def test_collection_and_training_commands(sandbox):
     assert (sandbox / "manifest_out" / "photos" / "b.png").is_file()
     _run_all(_section_commands("Training PConv"), sandbox)
     assert (sandbox / "out.png").is_file()  # the fill with --weights pconv.safetensors
+
+
+def test_web_page_commands(sandbox):
+    _run_all(_section_commands("Web page"), sandbox)
 
 
 @pytest.mark.slow

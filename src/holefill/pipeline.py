@@ -34,7 +34,6 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -159,19 +158,6 @@ def default_method() -> str:
     return FALLBACK_METHOD
 
 
-def _freeze(value: Any) -> Any:
-    if isinstance(value, dict):
-        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
-    if isinstance(value, list | tuple):
-        return tuple(_freeze(v) for v in value)
-    return value
-
-
-@lru_cache(maxsize=16)
-def _cached_method(method: str, frozen_options: tuple):
-    return _build_method(method, dict(frozen_options))
-
-
 def _build_method(method: str, options: dict[str, Any]):
     from holefill.registry import create_inpainter
 
@@ -197,19 +183,13 @@ def method_settings(method: str | None, options: Mapping[str, Any] | None = None
 
 
 def load_method(method: str | None = None, **options: Any):
-    """The inpainter of ``method`` with ``options``, built once and reused (models load once).
+    """The inpainter of ``method`` with ``options``. Cheap to call again: the networks it holds
+    come from :func:`holefill.weights.cached_network`, holefill's one model cache.
 
     Raises :class:`~holefill.errors.UnknownMethodError` or :class:`InputError` for an unknown
     method, an unknown option or a value the method refuses.
     """
-    return _load(*method_settings(method, options))
-
-
-def _load(name: str, resolved: dict[str, Any]):
-    try:
-        return _cached_method(name, _freeze(resolved))
-    except TypeError:  # an unhashable option value: build it without the cache
-        return _build_method(name, resolved)
+    return _build_method(*method_settings(method, options))
 
 
 # -- decode and the mask rule --------------------------------------------------------------------
@@ -470,7 +450,7 @@ def fill_image(
     source = decode_image(image, max_pixels=max_pixels)
     hole, peak = decode_hole(mask, source, mask_options, max_pixels=max_pixels)
     name, resolved = method_settings(method, options)
-    inpainter = _load(name, resolved)
+    inpainter = _build_method(name, resolved)
     warning, seconds = None, 0.0
     if hole.any():
         start = time.perf_counter()

@@ -172,15 +172,15 @@ class VGGDistance:
     ----------
     weights : path, optional
         A VGG-19 state dict with keys ``conv1_1.weight`` ... (``vgg19_to_relu4_1.pth``, or its
-        prefix ``vgg19_to_relu3_1.pth`` for taps up to relu3_1). Default: the shared
-        ``vgg19_to_relu4_1.pth``.
+        prefix ``vgg19_to_relu3_1.pth`` for taps up to relu3_1). Default: the file
+        :func:`holefill.weights.vgg19_file` finds (``$HOLEFILL_VGG_WEIGHTS``, or torchvision's
+        file in the torch hub cache); nothing is downloaded.
     taps : tuple of str
         Layers averaged.
 
     Examples
     --------
-    >>> from holefill.paths import default_local_vgg19
-    >>> distance = VGGDistance(default_local_vgg19())  # doctest: +SKIP
+    >>> distance = VGGDistance("shared/weights/vgg19_to_relu4_1.pth")  # doctest: +SKIP
     >>> image = np.zeros((64, 64, 3), np.uint8)
     >>> distance(image, image)  # doctest: +SKIP
     0.0
@@ -190,11 +190,9 @@ class VGGDistance:
         self, weights: str | os.PathLike | None = None, taps: tuple[str, ...] = VGG_TAPS
     ) -> None:
         from holefill.nn.vgg import build_feature_net
-        from holefill.paths import default_local_vgg19
+        from holefill.weights import vgg19_file
 
-        self.path = Path(weights) if weights is not None else default_local_vgg19()
-        if not self.path.is_file():
-            raise WeightsError(f"{self.path}: VGG-19 weights not found")
+        self.path = vgg19_file(weights)
         self.taps = tuple(taps)
         self._net = build_feature_net("vgg19", self.path, self.taps)
 
@@ -254,7 +252,7 @@ class HoleVGGDistance(VGGDistance):
     Parameters
     ----------
     weights : path, optional
-        ``vgg19_to_relu4_1.pth`` (the default: the shared file).
+        ``vgg19_to_relu4_1.pth`` (default: as :class:`VGGDistance`).
     taps : tuple of str
         Layers averaged (default :data:`HOLE_VGG_TAPS`).
 

@@ -139,7 +139,7 @@ class PConvInpainter(Inpainter):
         device: str = "auto",
         tta: bool = True,
         seam: float = 2.0,
-        seam_weight: float = 0.5,
+        seam_weight: float = 0.75,
         precision: str = "auto",
         strategy: str | None = None,
         max_side: int | None = None,
@@ -208,7 +208,7 @@ class PConvInpainter(Inpainter):
         import numpy as np
 
         hole_u8 = (hole > 0.5).cpu().numpy().astype(np.uint8)
-        distance = cv2.distanceTransform(hole_u8, cv2.DIST_L2, 3)
+        distance = cv2.distanceTransform(hole_u8, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
         share = self.seam_weight * np.exp(-(distance - 1.0) / self.seam) * hole_u8
         reach = (hole_u8 > 0) & (share > 1e-3)
         if not reach.any():

@@ -17,17 +17,14 @@ Who may use it -- the Host and Origin checks, the token, CORS -- is :mod:`holefi
 Safety: uploads are limited in bytes (the ``Content-Length`` header and the bytes actually read) and
 in pixels (read from the header before decoding); at most ``workers`` fills run at once and at most
 ``queue_size`` more wait, later requests get 503 with ``Retry-After``. Requests are decoded from
-memory -- the multipart body is parsed here rather than by Starlette, which spools uploads over 1 MB
+memory -- the multipart body is parsed by :mod:`holefill.serve.forms` rather than by Starlette, which spools uploads over 1 MB
 to temporary files -- so the server writes nothing to disk and never opens a path a client names.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import logging
-import math
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,24 +53,31 @@ from holefill.pipeline import (
 )
 from holefill.registry import check_options, describe_methods, method_options
 from holefill.select import grow_mask, select_object
+from holefill.serve.forms import (
+    MEGABYTE,
+    Part,
+    client_options,
+    file_field,
+    is_server_only,
+    numbers_field,
+    one_line,
+    parse_form,
+    read_body,
+    text_field,
+)
+from holefill.serve.openapi import (
+    GROW_OPENAPI,
+    INPAINT_OPENAPI,
+    INPAINT_RESPONSES,
+    MASK_RESPONSES,
+    MAX_GROW,
+    SELECT_OPENAPI,
+)
+from holefill.serve.queue import FillQueue, ServerBusyError
 from holefill.serve.security import TOKEN_HEADER, SecurityConfig, SecurityMiddleware
-
-try:  # python-multipart >= 0.0.13 is imported as python_multipart
-    from python_multipart.exceptions import MultipartParseError
-    from python_multipart.multipart import MultipartParser, parse_options_header
-except ImportError:  # pragma: no cover - older python-multipart
-    from multipart.exceptions import MultipartParseError
-    from multipart.multipart import MultipartParser, parse_options_header
 
 logger = logging.getLogger("holefill.serve")
 
-MEGABYTE = 1024 * 1024
-#: Options a client may never set: they name files or hardware, chosen when the server starts.
-SERVER_ONLY_OPTIONS = frozenset({"weights", "vgg_weights", "device"})
-_SERVER_ONLY_SUFFIXES = ("weights", "_path", "_dir", "_file")
-_MAX_FORM_PARTS = 16
-#: Largest grow/shrink, in pixels.
-MAX_GROW = 500
 #: Response headers a page on another origin (--cors-origin) may read.
 _EXPOSED_HEADERS = [
     "X-Holefill-Method",
@@ -130,187 +134,6 @@ class ServeConfig:
         return int(self.max_upload_mb * MEGABYTE)
 
 
-class ServerBusyError(HolefillError):
-    """Every worker is busy and the waiting line is full; retry after ``retry_after`` seconds."""
-
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class FillQueue:
-    """At most ``workers`` fills at once and ``waiting`` more in line; anyone else is turned away.
-
-    A request takes a :meth:`ticket` before it reads its upload (so a full server refuses at once,
-    without buffering the body) and holds it to the end; the fill itself runs inside :meth:`slot`,
-    which blocks the calling worker thread -- never the event loop -- until a worker is free.
-    Thread-based, so it works whatever event loop (or none) its callers run on.
-    """
-
-    def __init__(self, workers: int = 1, waiting: int = 4) -> None:
-        self.workers = workers
-        self.waiting = waiting
-        self._lock = threading.Lock()
-        self._admitted = 0
-        self._slots = threading.BoundedSemaphore(workers)
-        self._mean_seconds = 2.0  # running mean of fill times, for Retry-After
-
-    @property
-    def admitted(self) -> int:
-        """Requests holding a ticket now (running or waiting)."""
-        return self._admitted
-
-    def retry_after(self) -> int:
-        """Seconds after which a retry has a fair chance: the line's expected drain time."""
-        seconds = self._mean_seconds * max(1, self._admitted) / self.workers
-        return int(min(600, max(1, math.ceil(seconds))))
-
-    @contextmanager
-    def ticket(self) -> Iterator[None]:
-        """Enter the line, or raise :class:`ServerBusyError` when it is full."""
-        with self._lock:
-            if self._admitted >= self.workers + self.waiting:
-                raise ServerBusyError(
-                    f"the server is busy ({self.workers} running, {self.waiting} waiting); "
-                    "try again shortly",
-                    self.retry_after(),
-                )
-            self._admitted += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._admitted -= 1
-
-    @contextmanager
-    def slot(self) -> Iterator[None]:
-        """Wait for a free worker (blocking this thread), run, and record the duration."""
-        with self._slots:
-            start = time.monotonic()
-            try:
-                yield
-            finally:
-                elapsed = time.monotonic() - start
-                with self._lock:
-                    self._mean_seconds = 0.7 * self._mean_seconds + 0.3 * elapsed
-
-
-# -- request parsing ---------------------------------------------------------------------------
-
-
-@dataclass
-class _Part:
-    name: str = ""
-    filename: str | None = None
-    data: bytearray = field(default_factory=bytearray)
-
-
-class _FormCollector:
-    """Callbacks of python-multipart's streaming parser that keep every part in memory."""
-
-    def __init__(self) -> None:
-        self.parts: list[_Part] = []
-        self._header_field = b""
-        self._header_value = b""
-
-    def callbacks(self) -> dict[str, Any]:
-        return {
-            "on_part_begin": self._part_begin,
-            "on_part_data": self._part_data,
-            "on_header_field": self._field,
-            "on_header_value": self._value,
-            "on_header_end": self._header_end,
-        }
-
-    def _part_begin(self) -> None:
-        if len(self.parts) >= _MAX_FORM_PARTS:
-            raise InputError(f"the form has more than {_MAX_FORM_PARTS} fields")
-        self.parts.append(_Part())
-
-    def _part_data(self, data: bytes, start: int, end: int) -> None:
-        self.parts[-1].data.extend(data[start:end])
-
-    def _field(self, data: bytes, start: int, end: int) -> None:
-        self._header_field += data[start:end]
-
-    def _value(self, data: bytes, start: int, end: int) -> None:
-        self._header_value += data[start:end]
-
-    def _header_end(self) -> None:
-        if self._header_field.lower() == b"content-disposition":
-            _, params = parse_options_header(self._header_value)
-            part = self.parts[-1]
-            part.name = params.get(b"name", b"").decode("utf-8", "replace")
-            if b"filename" in params:
-                part.filename = params[b"filename"].decode("utf-8", "replace")
-        self._header_field = b""
-        self._header_value = b""
-
-
-def _parse_form(body: bytes, content_type: str) -> dict[str, _Part]:
-    """Parse a ``multipart/form-data`` body held in memory into ``{field name: part}``."""
-    kind, params = parse_options_header(content_type)
-    if kind != b"multipart/form-data" or not params.get(b"boundary"):
-        raise HTTPException(415, "send multipart/form-data with the files 'image' and 'mask'")
-    collector = _FormCollector()
-    parser = MultipartParser(params[b"boundary"], collector.callbacks())
-    try:
-        parser.write(body)
-        parser.finalize()
-    except MultipartParseError as exc:
-        raise InputError(f"the request is not valid multipart/form-data ({exc})") from None
-    return {part.name: part for part in collector.parts}
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 past ``limit`` bytes (declared or actually sent)."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.strip().isdigit():
-            raise HTTPException(400, f"invalid Content-Length {declared!r}")
-        if int(declared) > limit:
-            raise HTTPException(413, _too_large(int(declared), limit))
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > limit:
-            raise HTTPException(413, _too_large(len(body), limit, at_least=True))
-    return bytes(body)
-
-
-def _too_large(size: int, limit: int, *, at_least: bool = False) -> str:
-    amount = f"{'more than ' if at_least else ''}{size / MEGABYTE:.1f} MB"
-    return (
-        f"the upload is {amount}; this server accepts at most {limit / MEGABYTE:.1f} MB "
-        "(start it with a larger --max-upload-mb)"
-    )
-
-
-def _is_server_only(option: str) -> bool:
-    return option in SERVER_ONLY_OPTIONS or option.endswith(_SERVER_ONLY_SUFFIXES)
-
-
-def _client_options(text: str) -> dict[str, Any]:
-    """Parse the ``options`` field: a JSON object of plain values, no server-only options."""
-    if not text.strip():
-        return {}
-    try:
-        options = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f'options must be a JSON object such as {{"radius": 5}} ({exc})') from None
-    if not isinstance(options, dict):
-        raise InputError(f"options must be a JSON object, not {type(options).__name__}")
-    fixed = sorted(name for name in options if _is_server_only(name))
-    if fixed:
-        raise InputError(f"option {', '.join(fixed)} can only be set when the server starts")
-    for name, value in options.items():
-        if not isinstance(value, str | int | float | bool | type(None)):
-            raise InputError(f"option {name} must be a number, a string, true/false or null")
-        if isinstance(value, str) and ("/" in value or "\\" in value):
-            raise InputError(f"option {name}: file paths cannot be given to the server")
-    return options
-
-
 @dataclass
 class _FillJob:
     image: bytes
@@ -318,22 +141,6 @@ class _FillJob:
     method: str
     options: dict[str, Any]
     mask_options: MaskOptions = field(default_factory=MaskOptions)
-
-
-def _text_field(form: dict[str, _Part], name: str) -> str:
-    part = form.get(name)
-    return part.data.decode("utf-8", "replace").strip() if part is not None else ""
-
-
-def _file_field(form: dict[str, _Part], name: str) -> bytes:
-    part = form.get(name)
-    if part is None or not part.data:
-        raise InputError(f"the request has no {name!r} file (multipart field {name!r})")
-    return bytes(part.data)
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 # -- the fill service ----------------------------------------------------------------------------
@@ -353,15 +160,15 @@ class FillService:
             self._methods = _describe(self.config)
         return self._methods
 
-    def job(self, form: dict[str, _Part]) -> _FillJob:
+    def job(self, form: dict[str, Part]) -> _FillJob:
         """Validate the form fields (method, options, files) without decoding the images."""
-        method = _text_field(form, "method") or self.config.method
-        client = _client_options(_text_field(form, "options"))
+        method = text_field(form, "method") or self.config.method
+        client = client_options(text_field(form, "options"))
         accepted = method_options(method)  # raises UnknownMethodError (422) for a bad name
-        check_options(method, client, hidden=[name for name in accepted if _is_server_only(name)])
+        check_options(method, client, hidden=[name for name in accepted if is_server_only(name)])
         options = {name: value for name, value in self.config.options.items() if name in accepted}
         options.update(client)
-        return _FillJob(_file_field(form, "image"), _file_field(form, "mask"), method, options)
+        return _FillJob(file_field(form, "image"), file_field(form, "mask"), method, options)
 
     def run(self, job: _FillJob) -> FillOutcome:
         """Fill ``job`` as PNG bytes; blocks the calling thread until a worker is free."""
@@ -411,36 +218,20 @@ class _MaskJob:
     pixels: int = 0
 
 
-def _numbers_field(form: dict[str, _Part], name: str, count: int) -> tuple[float, ...] | None:
-    text = _text_field(form, name)
-    if not text:
-        return None
-    try:
-        numbers = tuple(float(item) for item in text.replace(",", " ").split())
-    except ValueError:
-        numbers = ()
-    if len(numbers) != count or not all(math.isfinite(number) for number in numbers):
-        example = "x,y" if count == 2 else "left,top,right,bottom"
-        raise InputError(
-            f"{name} must be {count} numbers in image pixels ({example}), got {text!r}"
-        )
-    return numbers
-
-
-def _select_job(form: dict[str, _Part]) -> _MaskJob:
-    point, box = _numbers_field(form, "point", 2), _numbers_field(form, "box", 4)
+def _select_job(form: dict[str, Part]) -> _MaskJob:
+    point, box = numbers_field(form, "point", 2), numbers_field(form, "box", 4)
     if point is None and box is None:
         raise InputError("give a point (x,y) on the object or a box (left,top,right,bottom)")
-    return _MaskJob(_file_field(form, "image"), point=point, box=box)
+    return _MaskJob(file_field(form, "image"), point=point, box=box)
 
 
-def _grow_job(form: dict[str, _Part]) -> _MaskJob:
-    text = _text_field(form, "pixels")
+def _grow_job(form: dict[str, Part]) -> _MaskJob:
+    text = text_field(form, "pixels")
     if not text.lstrip("-").isdigit() or abs(int(text)) > MAX_GROW:
         raise InputError(
             f"pixels must be a whole number from -{MAX_GROW} to {MAX_GROW}, got {text!r}"
         )
-    return _MaskJob(_file_field(form, "mask"), pixels=int(text))
+    return _MaskJob(file_field(form, "mask"), pixels=int(text))
 
 
 def _mask_answer(hole: np.ndarray) -> tuple[bytes, dict[str, str]]:
@@ -474,78 +265,6 @@ def _grow(job: _MaskJob, max_pixels: int) -> tuple[bytes, dict[str, str]]:
 # -- the application ----------------------------------------------------------------------------
 
 
-def _form_body(required: list[str], properties: dict[str, tuple[str, str]]) -> dict[str, Any]:
-    """OpenAPI ``requestBody`` of a multipart form: ``{name: ("file" | "string", description)}``."""
-    schema = {
-        name: {
-            "type": "string",
-            "description": text,
-            **({"format": "binary"} if kind == "file" else {}),
-        }
-        for name, (kind, text) in properties.items()
-    }
-    content = {
-        "multipart/form-data": {
-            "schema": {"type": "object", "required": required, "properties": schema}
-        }
-    }
-    return {"requestBody": {"required": True, "content": content}}
-
-
-_IMAGE_FIELD = ("file", "the photograph (PNG, JPEG, WebP, BMP, TIFF)")
-_INPAINT_OPENAPI = _form_body(
-    ["image", "mask"],
-    {
-        "image": _IMAGE_FIELD,
-        "mask": ("file", "same size as the image; white = hole"),
-        "method": ("string", "a name from /api/methods"),
-        "options": ("string", 'JSON object of method options, e.g. {"radius": 5}'),
-    },
-)
-_SELECT_OPENAPI = _form_body(
-    ["image"],
-    {
-        "image": _IMAGE_FIELD,
-        "point": ("string", "a pixel on the object, x,y (column, row; after EXIF orientation)"),
-        "box": ("string", "a box around the object, left,top,right,bottom in pixels"),
-    },
-)
-_GROW_OPENAPI = _form_body(
-    ["mask", "pixels"],
-    {
-        "mask": ("file", "a mask, white = hole"),
-        "pixels": ("string", f"whole pixels to grow by (negative: shrink), at most {MAX_GROW}"),
-    },
-)
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "this server needs its access token (it listens beyond this computer)"},
-    403: {"description": "Host or Origin not allowed (another web page cannot drive the server)"},
-    413: {"description": "upload or image too large"},
-    415: {"description": "not multipart/form-data"},
-    503: {"description": "queue full; retry after the Retry-After header's seconds"},
-}
-_INPAINT_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {
-        "content": {"image/png": {}},
-        "description": "the filled image, same size, grey and bit depth as the input; headers "
-        "X-Holefill-Method and X-Holefill-Seconds say which method ran and how long it took; "
-        "for an empty mask the image unchanged, with an X-Holefill-Warning header",
-    },
-    **_ERRORS,
-    422: {"description": "undecodable image, size mismatch, unknown method or option"},
-}
-_MASK_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {
-        "content": {"image/png": {}},
-        "description": "the mask, same size as the input: a grey + alpha PNG, white and opaque "
-        "where the hole is; header X-Holefill-Box is its bounding box left,top,right,bottom "
-        "(empty when nothing was selected)",
-    },
-    **_ERRORS,
-    422: {"description": "undecodable image or mask, a missing or malformed field"},
-}
-
-
 def _json_safe(value: Any) -> Any:
     if isinstance(value, str | int | float | bool | type(None)):
         return value
@@ -565,14 +284,14 @@ def _describe(config: ServeConfig) -> dict[str, Any]:
         settable = {
             name: {"default": _json_safe(spec["default"]), "type": spec["type"]}
             for name, spec in options.items()
-            if not _is_server_only(name)
+            if not is_server_only(name)
         }
         methods.append(
             {
                 "name": entry.name,
                 "summary": entry.summary,
                 "options": settable,
-                "server_options": sorted(n for n in options if _is_server_only(n)),
+                "server_options": sorted(n for n in options if is_server_only(n)),
             }
         )
     return {
@@ -597,15 +316,15 @@ def _http_errors(action: str) -> Iterator[None]:
         raise HTTPException(400, "the client disconnected during the upload") from None
     except ServerBusyError as exc:
         raise HTTPException(
-            503, _one_line(exc), headers={"Retry-After": str(exc.retry_after)}
+            503, one_line(exc), headers={"Retry-After": str(exc.retry_after)}
         ) from None
     except ImageTooLargeError as exc:
-        raise HTTPException(413, _one_line(exc)) from None
+        raise HTTPException(413, one_line(exc)) from None
     except HolefillError as exc:
-        raise HTTPException(422, _one_line(exc)) from None
+        raise HTTPException(422, one_line(exc)) from None
     except Exception as exc:  # a bug or out of memory in a method: answer, keep serving
         logger.exception("%s failed", action)
-        raise HTTPException(500, f"the {action} failed: {_one_line(exc)}") from None
+        raise HTTPException(500, f"the {action} failed: {one_line(exc)}") from None
 
 
 def create_app(
@@ -651,8 +370,8 @@ def create_app(
         """Read and check the form (``prepare``), then ``run`` it on a worker: PNG + headers."""
         start = time.monotonic()
         with _http_errors(action), service.queue.ticket():
-            body = await _read_body(request, config.max_upload_bytes)
-            job = prepare(_parse_form(body, request.headers.get("content-type", "")))
+            body = await read_body(request, config.max_upload_bytes)
+            job = prepare(parse_form(body, request.headers.get("content-type", "")))
             del body
             data, headers = await run_in_threadpool(run, job)
         headers = {**headers, "X-Holefill-Seconds": f"{time.monotonic() - start:.3f}"}
@@ -693,8 +412,8 @@ def create_app(
         "/api/inpaint",
         response_class=Response,
         summary="fill the white area of the mask",
-        openapi_extra=_INPAINT_OPENAPI,
-        responses=_INPAINT_RESPONSES,
+        openapi_extra=INPAINT_OPENAPI,
+        responses=INPAINT_RESPONSES,
     )
     async def inpaint(request: Request) -> Response:
         def run(job: _FillJob) -> tuple[bytes, dict[str, str]]:
@@ -713,8 +432,8 @@ def create_app(
         description="GrabCut seeded by the point or the box, refined on SLIC superpixels "
         "(holefill.select.select_object). A point selects the object whose colours differ "
         "from the photo's border; for an object coloured like its surroundings, send a box.",
-        openapi_extra=_SELECT_OPENAPI,
-        responses=_MASK_RESPONSES,
+        openapi_extra=SELECT_OPENAPI,
+        responses=MASK_RESPONSES,
     )
     async def select(request: Request) -> Response:
         return await answer(request, "selection", _select_job, in_slot(_select))
@@ -725,8 +444,8 @@ def create_app(
         summary="grow (or shrink) a mask by a number of pixels",
         description="Dilation (erosion for negative pixels) by an elliptical kernel of "
         "diameter 2 * pixels + 1, as cv2.dilate / cv2.erode (holefill.select.grow_mask).",
-        openapi_extra=_GROW_OPENAPI,
-        responses=_MASK_RESPONSES,
+        openapi_extra=GROW_OPENAPI,
+        responses=MASK_RESPONSES,
     )
     async def grow(request: Request) -> Response:
         return await answer(request, "grow", _grow_job, in_slot(_grow))

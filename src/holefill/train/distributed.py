@@ -8,6 +8,7 @@ the checkpoint on resume.
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -55,9 +56,21 @@ def init_distributed(device_request: str = "auto") -> DistContext:
     return DistContext(rank, world_size, local_rank, device)
 
 
-def shutdown(context: DistContext) -> None:
-    if context.enabled and dist.is_initialized():
-        dist.destroy_process_group()
+def shutdown(context: DistContext, owner: object = None, *, clean: bool = True) -> None:
+    """Leave the process group. ``owner``'s DDP wrappers are unwrapped first and, after a clean
+    run, the ranks meet at a barrier: a DDP reducer or a peer's pending collective outliving the
+    group makes the C++ side abort at exit ("terminate called without an active exception")."""
+    if not (context.enabled and dist.is_initialized()):
+        return
+    from torch.nn.parallel import DistributedDataParallel
+
+    for name, value in list(vars(owner).items()) if owner is not None else ():
+        if isinstance(value, DistributedDataParallel):
+            setattr(owner, name, value.module)
+    gc.collect()
+    if clean:
+        dist.barrier()
+    dist.destroy_process_group()
 
 
 def barrier(context: DistContext) -> None:

@@ -240,6 +240,7 @@ class Trainer:
         progress = _Progress(main, self.step, config.optim.max_steps)
         window = _Window(self.step)
         stopped_by, last_losses, table, last_val_step = "max_steps", {}, None, None
+        clean = False
         try:
             while self.step < config.optim.max_steps:
                 window.add(self._train_step())
@@ -261,12 +262,13 @@ class Trainer:
             if self.step != last_val_step:
                 table = self._validate()
             export_path = self._finish()
+            clean = True
         finally:
             progress.close()
             restore_signals()
             if getattr(self, "board", None) is not None:
                 self.board.close()
-            ddp.shutdown(self.context)
+            ddp.shutdown(self.context, self.task, clean=clean)
         if main:
             print(
                 f"holefill train {self.task.kind}: stopped at step {self.step} ({stopped_by}); "
