@@ -217,7 +217,7 @@ class PatchSettings:
     patch_size: int = 7
     iterations: tuple[int, ...] = (6, 3, 2, 1)
     guide_sigma: float = 4.0
-    lowpass_sigma: float = 1.75
+    lowpass_sigma: float = 2.5
     fill_weight: float = 0.5
     energy_weight: float = 2.0
     energy_sigma: float = 4.0
@@ -633,7 +633,7 @@ class NeuralPatchInpainter(Inpainter):
         patch_size: int = 7,
         iterations: int | Sequence[int] = (6, 3, 2, 1),
         guide_sigma: float = 4.0,
-        lowpass_sigma: float = 1.75,
+        lowpass_sigma: float = 2.5,
         fill_weight: float = 0.5,
         energy_weight: float = 2.0,
         energy_sigma: float = 4.0,
