@@ -88,13 +88,13 @@ def timing(repeats: int) -> bool:
     return passed
 
 
-def square_photo(path: Path, side: int) -> np.ndarray:
+def square_photo(path: Path) -> Image.Image:
+    """The photo's centred square."""
     with Image.open(path) as opened:
         photo = opened.convert("RGB")
     short = min(photo.size)
     left, top = (photo.width - short) // 2, (photo.height - short) // 2
-    square = photo.crop((left, top, left + short, top + short))
-    return np.asarray(square.resize((side, side), Image.LANCZOS))
+    return photo.crop((left, top, left + short, top + short))
 
 
 def quarter_mask(masks: Path) -> tuple[Image.Image, str]:
@@ -116,8 +116,9 @@ def highres(names: list[str], save_fills: Path | None) -> bool:
     passed = True
     for name in names:
         ratios, seconds = {}, 0.0
+        square = square_photo(shared / "val" / "hd" / f"{name}.jpg")
         for side in (512, 2048):
-            truth = square_photo(shared / "val" / "hd" / f"{name}.jpg", side)
+            truth = np.asarray(square.resize((side, side), Image.LANCZOS))
             hole = np.asarray(mask.resize((side, side), Image.NEAREST)) > 127
             for method in ("neural_patch", "pconv"):
                 filled, elapsed = timed_fill(truth, hole, method)
